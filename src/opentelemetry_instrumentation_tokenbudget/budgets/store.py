@@ -1,0 +1,106 @@
+"""The contract between budget enforcement and the places where spend is kept.
+
+Money crosses this boundary as whole picodollars (10^-12 USD): prices per million tokens have at most
+a few decimals, so every per-token price is a whole number of picodollars, sums stay exact in SQLite
+INTEGER and Redis INCRBY (64-bit: up to 9.2 million USD per ledger entry), and no float ever decides
+whether a call is admitted.
+
+A call may fall under several budgets at once (a global daily limit and a per-user one). It is
+admitted by all of them or by none: `reserve` checks and reserves every entry in one atomic step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Protocol
+
+PICODOLLARS_PER_USD = 10**12
+
+
+def usd_to_picodollars(amount: Decimal) -> int:
+    """Round up, so that what the ledger holds is never less than what was spent."""
+    return int((amount * PICODOLLARS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def picodollars_to_usd(amount: int) -> Decimal:
+    return Decimal(amount) / PICODOLLARS_PER_USD
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerKey:
+    """One budget's ledger entry for one group in one window.
+
+    `window_start` identifies the window (epoch seconds, UTC); `expires_at` is when the entry may be
+    dropped by the store (the window's end plus a grace period, so late settlements still land).
+    `blocking` is False for warn-only budgets: they are counted but never refuse.
+    """
+
+    budget: str
+    group: str
+    window_start: int
+    expires_at: int
+    limit: int
+    blocking: bool
+
+    @property
+    def storage_key(self) -> str:
+        return f"{self.budget}|{self.group}|{self.window_start}"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """What a ledger entry holds, in picodollars: settled spend and reservations still open."""
+
+    spent: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOutcome:
+    """The answer to `reserve`.
+
+    `balances` are the entries' balances after the call (before it, when refused), in the order of the
+    keys given. `refused_by` is the index of the first blocking key whose limit the amount would pass,
+    or None when the call was admitted and the amount reserved on every key.
+    """
+
+    balances: tuple[Balance, ...]
+    refused_by: int | None
+
+    @property
+    def admitted(self) -> bool:
+        return self.refused_by is None
+
+
+class StoreError(Exception):
+    """The store could not be reached or answered wrongly; the caller applies its on_store_error policy."""
+
+
+class SpendStore(Protocol):
+    """Where spend is kept. Every method is safe to call from many threads at once."""
+
+    def reserve(self, keys: Sequence[LedgerKey], amount: int) -> ReserveOutcome:
+        """Atomically: refuse if `spent + reserved + amount > limit` for any blocking key, else add
+        `amount` to `reserved` on every key. Raises StoreError when the store fails."""
+        ...
+
+    def settle(self, keys: Sequence[LedgerKey], reserved: int, actual: int) -> tuple[Balance, ...]:
+        """Move a reservation to spend: `reserved -= reserved_amount; spent += actual` on every key.
+
+        `reserved` may be 0 to record spend that was never reserved (a call made while the store was
+        down, or a span priced after the fact). Returns the balances after the change."""
+        ...
+
+    def release(self, keys: Sequence[LedgerKey], reserved: int) -> None:
+        """Drop a reservation whose call failed before it cost anything."""
+        ...
+
+    def balances(self, keys: Sequence[LedgerKey]) -> tuple[Balance, ...]:
+        """Read the entries' balances (zero for entries that do not exist)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+        ...

@@ -1,0 +1,8 @@
+"""The libraries this instrumentation supports.
+
+Listed as ``_instruments_any``: the auto-instrumentation loader treats ``_instruments`` as all-of,
+so an application with only the OpenAI SDK would skip us if Anthropic were required too.
+"""
+
+_instruments: tuple[str, ...] = ()
+_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.40")
