@@ -1,0 +1,348 @@
+"""The life of one LLM call, whatever the provider: admit, span, response, usage, cost, metrics.
+
+Provider adapters describe the request (`RequestInfo`) and summarise the response
+(`ResponseSummary`); everything else happens here, once, for every provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOKEN_TYPE,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    GenAiTokenTypeValues,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from .attribution import current_cost_attributes
+from .config import Settings
+from .metrics import CallInstruments
+from .pricing import Cost, PriceBook, price_usage
+from .semconv import (
+    GEN_AI_USAGE_COST_AMOUNT,
+    GEN_AI_USAGE_COST_CURRENCY,
+    GEN_AI_USAGE_COST_SOURCE,
+    TOKENBUDGET_COST_CACHE_READ,
+    TOKENBUDGET_COST_CACHE_WRITE,
+    TOKENBUDGET_COST_ESTIMATED,
+    TOKENBUDGET_COST_INPUT,
+    TOKENBUDGET_COST_OUTPUT,
+    TOKENBUDGET_PRICE_SOURCE,
+    TOKENBUDGET_PRICE_VERSION,
+    GenAiUsageCostSourceValues,
+)
+from .usage import ResponseSummary, TokenUsage
+
+_logger = logging.getLogger(__name__)
+
+# The conventions renamed cache_creation to cache_write in the GenAI repository (unreleased); we emit
+# the released name, and this is the one line to change when the rename ships.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+
+CURRENCY: Final = "USD"
+
+# Set in the context while the provider's SDK runs our call, so that a GenAI span that another
+# instrumentation (or the Anthropic SDK itself) starts inside it is known to be the same call.
+CALL_IN_PROGRESS_KEY: Final = otel_context.create_key("tokenbudget-call-in-progress")
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What an adapter reads from the request before it is sent."""
+
+    provider: str
+    operation: str
+    model: str
+    max_output_tokens: int | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    estimate_input_tokens: Callable[[], int] = field(default=lambda: 0)
+    """Called only when a budget needs an estimate, since counting the prompt costs time."""
+
+
+class Admission(Protocol):
+    """A budget reservation held for one call until it is settled or released."""
+
+
+class SpendGuard(Protocol):
+    """The budget side of a call (see `budgets/`): admit before the request, settle after it."""
+
+    def admit(self, request: RequestInfo, attribution: Mapping[str, AttributeValue]) -> Admission | None:
+        """Reserve the call's estimated cost, or raise `BudgetExceededError`."""
+        ...
+
+    def settle(
+        self, admission: Admission | None, request: RequestInfo, cost: Decimal | None, span: Span
+    ) -> None: ...
+
+    def release(self, admission: Admission | None) -> None: ...
+
+
+class Runtime:
+    """Everything that `instrument()` set up, shared by all wrappers until `uninstrument()`."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: CallInstruments,
+        prices: PriceBook,
+        settings: Settings,
+        guard: SpendGuard | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.prices = prices
+        self.settings = settings
+        self.guard = guard
+        self.enabled = True
+        self._warned_unpriced: set[tuple[str, str]] = set()
+
+    def warn_unpriced_once(self, provider: str, model: str) -> None:
+        key = (provider, model)
+        if key in self._warned_unpriced:
+            return
+        # Bounded by the number of distinct models an application calls.
+        self._warned_unpriced.add(key)
+        _logger.warning(
+            "tokenbudget: no price is known for model %r of provider %r; its calls have no cost attribute "
+            "and are counted in tokenbudget.client.unpriced_calls. Pass prices={%r: {...}} to price it.",
+            model,
+            provider,
+            model,
+        )
+
+
+def _span_attributes(request: RequestInfo, attribution: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_OPERATION_NAME: request.operation,
+        GEN_AI_PROVIDER_NAME: request.provider,
+        GEN_AI_REQUEST_MODEL: request.model,
+    }
+    if request.max_output_tokens is not None:
+        attributes[GEN_AI_REQUEST_MAX_TOKENS] = request.max_output_tokens
+    if request.server_address is not None:
+        attributes[SERVER_ADDRESS] = request.server_address
+    if request.server_port is not None:
+        attributes[SERVER_PORT] = request.server_port
+    attributes.update(attribution)
+    return attributes
+
+
+def _usage_attributes(usage: TokenUsage) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.cache_read_tokens:
+        attributes[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        attributes[GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    return attributes
+
+
+def _cost_attributes(cost: Cost) -> dict[str, AttributeValue]:
+    return {
+        GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
+        GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
+        GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.LOCAL.value,
+        TOKENBUDGET_COST_INPUT: float(cost.input),
+        TOKENBUDGET_COST_CACHE_READ: float(cost.cache_read),
+        TOKENBUDGET_COST_CACHE_WRITE: float(cost.cache_write),
+        TOKENBUDGET_COST_OUTPUT: float(cost.output),
+        TOKENBUDGET_PRICE_SOURCE: cost.source.value,
+        TOKENBUDGET_PRICE_VERSION: cost.version,
+    }
+
+
+class LLMCall:
+    """One call in flight. `end` or `fail` finishes it; whichever comes first wins."""
+
+    __slots__ = (
+        "_admission",
+        "_attribution",
+        "_ended",
+        "_runtime",
+        "_start",
+        "request",
+        "span",
+    )
+
+    def __init__(self, runtime: Runtime, request: RequestInfo) -> None:
+        self._runtime = runtime
+        self.request = request
+        self._attribution = current_cost_attributes()
+        self._ended = False
+        # Budgets first: a refused call must not send a request, nor leave a span behind.
+        guard = runtime.guard
+        self._admission = guard.admit(request, self._attribution) if guard is not None else None
+        self.span = runtime.tracer.start_span(
+            f"{request.operation} {request.model}",
+            kind=SpanKind.CLIENT,
+            attributes=_span_attributes(request, self._attribution),
+        )
+        self._start = time.perf_counter()
+
+    def activate(self) -> object:
+        """Make the call's span current while the SDK sends the request."""
+        ctx = trace.set_span_in_context(self.span)
+        return otel_context.attach(otel_context.set_value(CALL_IN_PROGRESS_KEY, True, ctx))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        otel_context.detach(token)  # type: ignore[arg-type]  # the token that activate() returned
+
+    def end(self, summary: ResponseSummary, *, estimated: bool = False) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._record(summary, estimated=estimated, error=None)
+        finally:
+            self.span.end()
+
+    def fail(self, error: BaseException, partial: ResponseSummary | None = None) -> None:
+        """The provider raised (or a stream broke): what arrived is still counted, marked estimated."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.span.set_status(Status(StatusCode.ERROR, str(error)))
+            self.span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+            self._record(partial or ResponseSummary(), estimated=True, error=error)
+        finally:
+            self.span.end()
+
+    def _record(self, summary: ResponseSummary, *, estimated: bool, error: BaseException | None) -> None:
+        runtime = self._runtime
+        request = self.request
+        span = self.span
+        duration = time.perf_counter() - self._start
+        metric_attributes = self._metric_attributes(summary, error)
+        runtime.instruments.duration.record(duration, metric_attributes)
+
+        if summary.response_model is not None:
+            span.set_attribute(GEN_AI_RESPONSE_MODEL, summary.response_model)
+        if summary.response_id is not None:
+            span.set_attribute(GEN_AI_RESPONSE_ID, summary.response_id)
+        if summary.finish_reasons:
+            span.set_attribute(GEN_AI_RESPONSE_FINISH_REASONS, summary.finish_reasons)
+
+        usage = summary.usage
+        cost: Decimal | None = None
+        if usage is not None:
+            span.set_attributes(_usage_attributes(usage))
+            token_usage = runtime.instruments.token_usage
+            token_usage.record(usage.input_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _INPUT})
+            token_usage.record(usage.output_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _OUTPUT})
+            cost = self._cost(summary, usage, metric_attributes)
+            if estimated:
+                span.set_attribute(TOKENBUDGET_COST_ESTIMATED, True)
+
+        guard = runtime.guard
+        if guard is None:
+            return
+        if usage is None and error is not None:
+            guard.release(self._admission)
+        else:
+            guard.settle(self._admission, request, cost, span)
+
+    def _cost(
+        self, summary: ResponseSummary, usage: TokenUsage, metric_attributes: Mapping[str, AttributeValue]
+    ) -> Decimal | None:
+        runtime = self._runtime
+        span = self.span
+        if summary.provider_cost is not None:
+            span.set_attributes(
+                {
+                    GEN_AI_USAGE_COST_AMOUNT: float(summary.provider_cost),
+                    GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
+                    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
+                }
+            )
+            runtime.instruments.cost.record(float(summary.provider_cost), metric_attributes)
+            return summary.provider_cost
+        model = summary.response_model or self.request.model
+        price = runtime.prices.lookup(self.request.provider, model)
+        if price is None and model != self.request.model:
+            price = runtime.prices.lookup(self.request.provider, self.request.model)
+        if price is None:
+            runtime.instruments.unpriced_calls.add(1, metric_attributes)
+            runtime.warn_unpriced_once(self.request.provider, model)
+            return None
+        cost = price_usage(price, usage)
+        span.set_attributes(_cost_attributes(cost))
+        runtime.instruments.cost.record(float(cost.total), metric_attributes)
+        return cost.total
+
+    def _metric_attributes(
+        self, summary: ResponseSummary, error: BaseException | None
+    ) -> dict[str, AttributeValue]:
+        request = self.request
+        attributes: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION_NAME: request.operation,
+            GEN_AI_PROVIDER_NAME: request.provider,
+            GEN_AI_REQUEST_MODEL: request.model,
+        }
+        if summary.response_model is not None:
+            attributes[GEN_AI_RESPONSE_MODEL] = summary.response_model
+        if request.server_address is not None:
+            attributes[SERVER_ADDRESS] = request.server_address
+        if error is not None:
+            attributes[ERROR_TYPE] = type(error).__qualname__
+        allowed = self._runtime.settings.metric_attribution_keys
+        for name, value in self._attribution.items():
+            if name in allowed:
+                attributes[name] = value
+        return attributes
+
+
+_INPUT: Final = GenAiTokenTypeValues.INPUT.value
+_OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
+
+
+def new_call(runtime: Runtime, describe: Callable[[], RequestInfo]) -> LLMCall | None:
+    """Start a call, or return None when our own code failed (the user's call then goes on bare).
+
+    `BudgetExceededError` is the one exception that passes: the user asked for it.
+    """
+    from .errors import BudgetExceededError
+
+    try:
+        return LLMCall(runtime, describe())
+    except BudgetExceededError:
+        raise
+    except Exception:
+        _logger.debug("tokenbudget: could not start recording a call", exc_info=True)
+        return None
+
+
+def safely(action: Callable[[], Any]) -> None:
+    """Run a piece of our own bookkeeping; an error in it is logged, never raised into the user's code."""
+    try:
+        action()
+    except Exception:
+        _logger.debug("tokenbudget: bookkeeping failed", exc_info=True)

@@ -1,0 +1,120 @@
+"""`TokenBudgetInstrumentor`: patches the provider SDKs that are installed, and unpatches them."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.utils import unwrap
+
+from .call import Runtime
+from .config import DEFAULT_METRIC_ATTRIBUTION_KEYS, Settings
+from .metrics import create_call_instruments
+from .package import _instruments, _instruments_any
+from .pricing import PriceBook
+from .providers import anthropic as anthropic_provider
+from .providers import openai as openai_provider
+from .providers.targets import Target
+from .stream_managers import stream_manager_wrapper
+from .version import __version__
+from .wrappers import async_wrapper, sync_wrapper
+
+_logger = logging.getLogger(__name__)
+
+_SCOPE = "opentelemetry_instrumentation_tokenbudget"
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+_PROVIDER_PACKAGES = {"openai": openai_provider.targets, "anthropic": anthropic_provider.targets}
+
+
+def _installed(package: str) -> bool:
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        return False
+    return True
+
+
+class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
+    """Records tokens and cost of every OpenAI and Anthropic call, and enforces budgets.
+
+    `instrument()` keyword arguments (all optional):
+
+    - ``tracer_provider``, ``meter_provider``: default to the global ones.
+    - ``prices``: ``{"model" or "provider/model": {"input_mtok": ..., "output_mtok": ...,
+      "cache_read_mtok": ..., "cache_write_mtok": ...}}``, overriding the bundled price data.
+    - ``metric_attribution_keys``: which `cost_attributes` go on metrics (default project, feature,
+      tenant; user.id and session.id only on spans).
+    - ``base_url_providers``: ``{"http://host:port/v1": "vllm"}`` names the provider behind a base URL.
+    - ``inject_stream_usage``: ask OpenAI-style streams for usage when the caller did not (default True).
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _check_dependency_conflicts(self) -> DependencyConflict | None:
+        # Any one provider SDK is enough; the base class would demand all of them.
+        return get_dependency_conflicts(_instruments, _instruments_any)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider = kwargs.get("meter_provider")
+        settings = Settings(
+            metric_attribution_keys=frozenset(kwargs.get("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)),
+            inject_stream_usage=bool(kwargs.get("inject_stream_usage", True)),
+            base_url_providers=dict(kwargs.get("base_url_providers") or {}),
+        )
+        runtime = Runtime(
+            tracer=trace.get_tracer(_SCOPE, __version__, tracer_provider, schema_url=_SCHEMA_URL),
+            instruments=create_call_instruments(
+                metrics.get_meter(_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
+            ),
+            prices=PriceBook(_price_overrides(kwargs.get("prices"))),
+            settings=settings,
+        )
+        self._runtime = runtime
+        self._wrapped: list[Target] = []
+        for package, targets_of in _PROVIDER_PACKAGES.items():
+            if _installed(package):
+                self._wrap_all(runtime, targets_of(settings))
+
+    def _wrap_all(self, runtime: Runtime, targets: Iterable[Target]) -> None:
+        for target in targets:
+            try:
+                module = importlib.import_module(target.module)
+                getattr(getattr(module, target.class_name), target.method)
+            except (ImportError, AttributeError):
+                # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
+                _logger.debug("tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method)
+                continue
+            if target.kind == "stream_manager":
+                wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)
+            elif target.is_async:
+                wrapper = async_wrapper(runtime, target.adapter)
+            else:
+                wrapper = sync_wrapper(runtime, target.adapter)
+            # Positional: wrapt 2 renamed the first parameter (module -> target).
+            wrapt.wrap_function_wrapper(target.module, f"{target.class_name}.{target.method}", wrapper)
+            self._wrapped.append(target)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        runtime: Runtime | None = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime.enabled = False
+        for target in getattr(self, "_wrapped", ()):
+            module = importlib.import_module(target.module)
+            unwrap(getattr(module, target.class_name), target.method)
+        self._wrapped = []
+
+
+def _price_overrides(value: object) -> Mapping[str, Mapping[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"prices: expected a mapping of model name to prices, got {type(value).__name__}")
+    return value

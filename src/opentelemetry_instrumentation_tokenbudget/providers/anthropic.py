@@ -1,0 +1,157 @@
+"""Anthropic: `messages.create` (plain and streamed), `messages.stream()`, and the same under `beta`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GenAiOperationNameValues,
+    GenAiProviderNameValues,
+)
+
+from ..adapter import NoPreparation
+from ..call import RequestInfo
+from ..config import Settings
+from ..usage import ResponseSummary, TokenUsage
+from ._common import endpoint_of, estimate_tokens, int_or_none
+from .targets import Target
+
+_ANTHROPIC = GenAiProviderNameValues.ANTHROPIC.value
+_CHAT = GenAiOperationNameValues.CHAT.value
+
+
+def message_usage(usage: Any) -> TokenUsage:
+    """Anthropic counts cache reads and writes apart from `input_tokens`; the conventions include them."""
+    cache_read = usage.cache_read_input_tokens or 0
+    cache_write = usage.cache_creation_input_tokens or 0
+    details = getattr(usage, "output_tokens_details", None)
+    return TokenUsage(
+        input_tokens=(usage.input_tokens or 0) + cache_read + cache_write,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=(getattr(details, "thinking_tokens", 0) or 0) if details else 0,
+    )
+
+
+def message_summary(message: Any) -> ResponseSummary:
+    stop_reason = getattr(message, "stop_reason", None)
+    usage = getattr(message, "usage", None)
+    return ResponseSummary(
+        usage=message_usage(usage) if usage is not None else None,
+        response_model=message.model,
+        response_id=message.id,
+        finish_reasons=(stop_reason,) if stop_reason else (),
+    )
+
+
+class MessagesAdapter(NoPreparation):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+        endpoint = endpoint_of(instance._client, _ANTHROPIC, self._settings.base_url_providers)
+        messages, system = kwargs.get("messages"), kwargs.get("system")
+        return RequestInfo(
+            provider=endpoint.provider,
+            operation=_CHAT,
+            model=str(kwargs["model"]),
+            max_output_tokens=int_or_none(kwargs.get("max_tokens")),
+            server_address=endpoint.address,
+            server_port=endpoint.port,
+            estimate_input_tokens=lambda: estimate_tokens(messages, system),
+        )
+
+    @staticmethod
+    def is_stream(result: Any) -> bool:
+        from anthropic import AsyncStream, Stream
+
+        return isinstance(result, (Stream, AsyncStream))
+
+    @staticmethod
+    def summarize(result: Any) -> ResponseSummary:
+        return message_summary(result)
+
+    @staticmethod
+    def accumulator(hide_usage: bool) -> MessageEvents:
+        return MessageEvents()
+
+    @staticmethod
+    def summarize_stream_manager(stream: Any) -> tuple[ResponseSummary, bool]:
+        """The summary of a `MessageStream`, whose snapshot the SDK keeps up to date, and whether it
+        saw the final usage."""
+        snapshot = stream._current_snapshot_or_none()
+        if snapshot is None:
+            return ResponseSummary(), False
+        summary = message_summary(snapshot)
+        return summary, snapshot.stop_reason is not None
+
+
+class MessageEvents:
+    """Raw stream events. `message_start` carries a placeholder `output_tokens`; `message_delta`
+    carries the cumulative count, which REPLACES it (adding them counts the first tokens twice)."""
+
+    __slots__ = ("_id", "_model", "_stop_reason", "_usage", "_usage_final")
+
+    def __init__(self) -> None:
+        self._model: str | None = None
+        self._id: str | None = None
+        self._stop_reason: str | None = None
+        self._usage: dict[str, int] = {}
+        self._usage_final = False
+
+    def on_item(self, event: Any) -> bool:
+        event_type = event.type
+        if event_type == "message_start":
+            message = event.message
+            self._model, self._id = message.model, message.id
+            self._take_usage(message.usage)
+        elif event_type == "message_delta":
+            self._take_usage(event.usage)
+            self._stop_reason = event.delta.stop_reason or self._stop_reason
+            self._usage_final = True
+        return False
+
+    def _take_usage(self, usage: Any) -> None:
+        for field in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+            value = getattr(usage, field, None)
+            if value is not None:
+                self._usage[field] = value
+        details = getattr(usage, "output_tokens_details", None)
+        if details is not None:
+            self._usage["thinking_tokens"] = getattr(details, "thinking_tokens", 0) or 0
+
+    def summary(self) -> ResponseSummary:
+        usage = None
+        if self._usage:
+            read = self._usage.get
+            cache_read = read("cache_read_input_tokens", 0)
+            cache_write = read("cache_creation_input_tokens", 0)
+            usage = TokenUsage(
+                input_tokens=read("input_tokens", 0) + cache_read + cache_write,
+                output_tokens=read("output_tokens", 0),
+                cache_read_tokens=cache_read,
+                cache_write_tokens=cache_write,
+                reasoning_tokens=read("thinking_tokens", 0),
+            )
+        return ResponseSummary(
+            usage=usage,
+            response_model=self._model,
+            response_id=self._id,
+            finish_reasons=(self._stop_reason,) if self._stop_reason else (),
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self._usage_final
+
+
+def targets(settings: Settings) -> list[Target]:
+    messages = MessagesAdapter(settings)
+    found: list[Target] = []
+    for module in ("anthropic.resources.messages.messages", "anthropic.resources.beta.messages.messages"):
+        for class_name in ("Messages", "AsyncMessages"):
+            found.append(Target(module, class_name, "create", messages))
+            found.append(Target(module, class_name, "stream", messages, kind="stream_manager"))
+    return found

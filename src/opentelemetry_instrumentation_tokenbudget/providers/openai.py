@@ -1,0 +1,278 @@
+"""OpenAI (and every server that speaks its API): chat completions, Responses, embeddings, completions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GenAiOperationNameValues,
+    GenAiProviderNameValues,
+)
+
+from ..adapter import NoPreparation
+from ..call import RequestInfo
+from ..config import Settings
+from ..usage import ResponseSummary, TokenUsage
+from ._common import endpoint_of, estimate_tokens, given, int_or_none
+from .targets import Target
+
+_OPENAI = GenAiProviderNameValues.OPENAI.value
+_CHAT = GenAiOperationNameValues.CHAT.value
+_TEXT_COMPLETION = GenAiOperationNameValues.TEXT_COMPLETION.value
+_EMBEDDINGS = GenAiOperationNameValues.EMBEDDINGS.value
+
+
+def _is_stream(result: Any) -> bool:
+    from openai import AsyncStream, Stream
+
+    return isinstance(result, (Stream, AsyncStream))
+
+
+def _provider_cost(usage: Any) -> Decimal | None:
+    # Gateways such as OpenRouter put the price they charged into the usage block.
+    extra = getattr(usage, "model_extra", None) or {}
+    cost = extra.get("cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        return Decimal(str(cost))
+    return None
+
+
+def _completion_usage(usage: Any) -> TokenUsage:
+    """`prompt_tokens` already includes `cached_tokens`, and `completion_tokens` the reasoning ones."""
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return TokenUsage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cache_read_tokens=(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
+        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0) if completion_details else 0,
+    )
+
+
+def _finish_reasons(choices: Any) -> tuple[str, ...]:
+    return tuple(choice.finish_reason for choice in choices or () if choice.finish_reason)
+
+
+class _OpenAIRequests:
+    def __init__(self, settings: Settings, operation: str) -> None:
+        self._settings = settings
+        self._operation = operation
+
+    def _request(self, instance: Any, kwargs: Mapping[str, Any], max_tokens: Any, *prompt: Any) -> RequestInfo:
+        endpoint = endpoint_of(instance._client, _OPENAI, self._settings.base_url_providers)
+        return RequestInfo(
+            provider=endpoint.provider,
+            operation=self._operation,
+            model=str(kwargs["model"]),
+            max_output_tokens=int_or_none(max_tokens),
+            server_address=endpoint.address,
+            server_port=endpoint.port,
+            estimate_input_tokens=lambda: estimate_tokens(*prompt),
+        )
+
+    def prepare(self, kwargs: dict[str, Any]) -> bool:
+        """Ask a stream for its usage chunk if the caller did not; True means it must be hidden."""
+        if kwargs.get("stream") is not True or not self._settings.inject_stream_usage:
+            return False
+        options = kwargs.get("stream_options")
+        if given(options) and isinstance(options, Mapping):
+            if options.get("include_usage") is True:
+                return False
+            kwargs["stream_options"] = {**options, "include_usage": True}
+        else:
+            kwargs["stream_options"] = {"include_usage": True}
+        return True
+
+    @staticmethod
+    def is_stream(result: Any) -> bool:
+        return _is_stream(result)
+
+
+class ChatCompletionsAdapter(_OpenAIRequests):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, _CHAT)
+
+    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+        max_tokens = kwargs.get("max_completion_tokens")
+        if not given(max_tokens):
+            max_tokens = kwargs.get("max_tokens")
+        return self._request(instance, kwargs, max_tokens, kwargs.get("messages"))
+
+    @staticmethod
+    def summarize(result: Any) -> ResponseSummary:
+        usage = result.usage
+        return ResponseSummary(
+            usage=_completion_usage(usage) if usage is not None else None,
+            response_model=result.model,
+            response_id=result.id,
+            finish_reasons=_finish_reasons(result.choices),
+            provider_cost=_provider_cost(usage) if usage is not None else None,
+        )
+
+    @staticmethod
+    def accumulator(hide_usage: bool) -> CompletionChunks:
+        return CompletionChunks(hide_usage)
+
+
+class CompletionsAdapter(ChatCompletionsAdapter):
+    """The legacy text completions API: the same usage block and stream shape as chat."""
+
+    def __init__(self, settings: Settings) -> None:
+        _OpenAIRequests.__init__(self, settings, _TEXT_COMPLETION)
+
+    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+        return self._request(instance, kwargs, kwargs.get("max_tokens"), kwargs.get("prompt"))
+
+
+class CompletionChunks:
+    """Chat and text completion chunks: usage arrives in one last chunk whose `choices` is empty."""
+
+    __slots__ = ("_finish_reasons", "_hide_usage", "_id", "_model", "_provider_cost", "_usage")
+
+    def __init__(self, hide_usage: bool) -> None:
+        self._hide_usage = hide_usage
+        self._model: str | None = None
+        self._id: str | None = None
+        self._finish_reasons: list[str] = []
+        self._usage: TokenUsage | None = None
+        self._provider_cost: Decimal | None = None
+
+    def on_item(self, chunk: Any) -> bool:
+        if self._model is None:
+            self._model = chunk.model
+            self._id = chunk.id
+        choices = chunk.choices
+        for choice in choices:
+            if choice.finish_reason:
+                self._finish_reasons.append(choice.finish_reason)
+        usage = getattr(chunk, "usage", None)
+        if usage is None:
+            return False
+        self._usage = _completion_usage(usage)
+        self._provider_cost = _provider_cost(usage)
+        return self._hide_usage and not choices
+
+    def summary(self) -> ResponseSummary:
+        return ResponseSummary(
+            usage=self._usage,
+            response_model=self._model,
+            response_id=self._id,
+            finish_reasons=tuple(self._finish_reasons),
+            provider_cost=self._provider_cost,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self._usage is not None
+
+
+def _responses_usage(usage: Any) -> TokenUsage:
+    input_details = getattr(usage, "input_tokens_details", None)
+    output_details = getattr(usage, "output_tokens_details", None)
+    return TokenUsage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_tokens=(getattr(input_details, "cached_tokens", 0) or 0) if input_details else 0,
+        reasoning_tokens=(getattr(output_details, "reasoning_tokens", 0) or 0) if output_details else 0,
+    )
+
+
+def _response_summary(response: Any) -> ResponseSummary:
+    usage = response.usage
+    status = getattr(response, "status", None)
+    return ResponseSummary(
+        usage=_responses_usage(usage) if usage is not None else None,
+        response_model=response.model,
+        response_id=response.id,
+        finish_reasons=(status,) if isinstance(status, str) else (),
+        provider_cost=_provider_cost(usage) if usage is not None else None,
+    )
+
+
+class ResponsesAdapter(NoPreparation, _OpenAIRequests):
+    """The Responses API always reports usage, in its `response.completed` (or `.incomplete`) event."""
+
+    def __init__(self, settings: Settings) -> None:
+        _OpenAIRequests.__init__(self, settings, _CHAT)
+
+    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+        return self._request(
+            instance, kwargs, kwargs.get("max_output_tokens"), kwargs.get("input"), kwargs.get("instructions")
+        )
+
+    @staticmethod
+    def summarize(result: Any) -> ResponseSummary:
+        return _response_summary(result)
+
+    @staticmethod
+    def accumulator(hide_usage: bool) -> ResponseEvents:
+        return ResponseEvents()
+
+
+_FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponseEvents:
+    __slots__ = ("_final", "_model")
+
+    def __init__(self) -> None:
+        self._final: ResponseSummary | None = None
+        self._model: str | None = None
+
+    def on_item(self, event: Any) -> bool:
+        event_type = event.type
+        if event_type == "response.created":
+            self._model = event.response.model
+        elif event_type in _FINAL_RESPONSE_EVENTS:
+            self._final = _response_summary(event.response)
+        return False
+
+    def summary(self) -> ResponseSummary:
+        return self._final or ResponseSummary(response_model=self._model)
+
+    @property
+    def complete(self) -> bool:
+        return self._final is not None and self._final.usage is not None
+
+
+class EmbeddingsAdapter(NoPreparation, _OpenAIRequests):
+    def __init__(self, settings: Settings) -> None:
+        _OpenAIRequests.__init__(self, settings, _EMBEDDINGS)
+
+    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+        return self._request(instance, kwargs, None, kwargs.get("input"))
+
+    @staticmethod
+    def summarize(result: Any) -> ResponseSummary:
+        usage = result.usage
+        return ResponseSummary(
+            usage=TokenUsage(input_tokens=usage.prompt_tokens or 0) if usage is not None else None,
+            response_model=result.model,
+        )
+
+    @staticmethod
+    def accumulator(hide_usage: bool) -> CompletionChunks:
+        raise TypeError("embeddings do not stream")
+
+
+def targets(settings: Settings) -> list[Target]:
+    chat = ChatCompletionsAdapter(settings)
+    responses = ResponsesAdapter(settings)
+    embeddings = EmbeddingsAdapter(settings)
+    completions = CompletionsAdapter(settings)
+    return [
+        Target("openai.resources.chat.completions.completions", "Completions", "create", chat),
+        Target("openai.resources.chat.completions.completions", "Completions", "parse", chat),
+        Target("openai.resources.chat.completions.completions", "AsyncCompletions", "create", chat),
+        Target("openai.resources.chat.completions.completions", "AsyncCompletions", "parse", chat),
+        Target("openai.resources.responses.responses", "Responses", "create", responses),
+        Target("openai.resources.responses.responses", "Responses", "parse", responses),
+        Target("openai.resources.responses.responses", "AsyncResponses", "create", responses),
+        Target("openai.resources.responses.responses", "AsyncResponses", "parse", responses),
+        Target("openai.resources.embeddings", "Embeddings", "create", embeddings),
+        Target("openai.resources.embeddings", "AsyncEmbeddings", "create", embeddings),
+        Target("openai.resources.completions", "Completions", "create", completions),
+        Target("openai.resources.completions", "AsyncCompletions", "create", completions),
+    ]

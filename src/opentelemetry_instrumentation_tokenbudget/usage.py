@@ -1,0 +1,39 @@
+"""Token usage of one call, in the GenAI semantic conventions' sense.
+
+`input_tokens` INCLUDES cache reads and writes, and `output_tokens` includes reasoning tokens, as the
+conventions and genai-prices count them. Provider adapters convert their own shapes into this one
+(Anthropic reports cache tokens beside its `input_tokens`; the adapter adds them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSummary:
+    """What the core needs from a finished call, read by the provider adapter.
+
+    `provider_cost` is a price that the response itself carried (a gateway such as OpenRouter
+    reports one); when present it is passed through as the cost, with source `provider`.
+    """
+
+    usage: TokenUsage | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    provider_cost: Decimal | None = None

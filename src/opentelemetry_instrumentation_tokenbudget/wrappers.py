@@ -1,0 +1,142 @@
+"""The `wrapt` wrappers around SDK methods: one shape for every provider, driven by its adapter.
+
+A wrapper never lets our own failure reach the user: if we cannot describe the request the call goes
+on bare; if we cannot read the response the response is returned as it came. The provider's own
+exceptions pass through unchanged, after they have marked the span.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .adapter import ApiAdapter, StreamAccumulator
+from .call import CALL_IN_PROGRESS_KEY, LLMCall, Runtime, new_call, safely
+from .raw_responses import observe_raw_response
+from .streams import ObservedAsyncStream, ObservedStream
+
+_logger = logging.getLogger(__name__)
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+class CallStreamObserver:
+    """Connects a stream proxy to its call: items go to the accumulator, the end to the call."""
+
+    __slots__ = ("_accumulator", "_call")
+
+    def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        self._call = call
+        self._accumulator = accumulator
+
+    def on_item(self, item: object) -> bool:
+        return self._accumulator.on_item(item)
+
+    def on_end(self, error: BaseException | None) -> None:
+        summary = self._accumulator.summary()
+        if error is not None:
+            self._call.fail(error, summary)
+        else:
+            self._call.end(summary, estimated=not self._accumulator.complete)
+
+
+def _should_record(runtime: Runtime) -> bool:
+    # Nested SDK methods (a helper calling `create`) would otherwise count one call twice.
+    return (
+        runtime.enabled
+        and is_instrumentation_enabled()
+        and otel_context.get_value(CALL_IN_PROGRESS_KEY) is None
+    )
+
+
+def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool) -> Any:
+    """Hand the user what the SDK returned, watched: a stream behind a proxy, a raw response behind
+    another; a plain response is summarised at once."""
+    try:
+        if adapter.is_stream(result):
+            observer = CallStreamObserver(call, adapter.accumulator(hide_usage))
+            if hasattr(result, "__anext__"):
+                return ObservedAsyncStream(result, observer)
+            return ObservedStream(result, observer)
+        if hasattr(result, "http_response") and hasattr(result, "parse"):
+            return observe_raw_response(call, adapter, result, hide_usage, observe_result)
+        call.end(adapter.summarize(result))
+    except Exception:
+        _logger.debug("tokenbudget: could not read a response", exc_info=True)
+        safely(lambda: call.end(_empty_summary()))
+    return result
+
+
+def _empty_summary() -> Any:
+    from .usage import ResponseSummary
+
+    return ResponseSummary()
+
+
+def _begin(runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[str, Any]) -> tuple[
+    LLMCall | None, dict[str, Any], bool
+]:
+    try:
+        prepared = dict(kwargs)
+        hide_usage = adapter.prepare(prepared)
+    except Exception:
+        _logger.debug("tokenbudget: could not prepare a request", exc_info=True)
+        prepared, hide_usage = kwargs, False
+    call = new_call(runtime, lambda: adapter.describe(instance, prepared))
+    if call is None:
+        return None, kwargs, False
+    return call, prepared, hide_usage
+
+
+def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not _should_record(runtime):
+            return wrapped(*args, **kwargs)
+        call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = call.activate()
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as error:
+            safely(lambda: call.fail(error))
+            raise
+        finally:
+            LLMCall.deactivate(token)
+        return observe_result(call, adapter, result, hide_usage)
+
+    return wrapper
+
+
+def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
+    def wrapper(
+        wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        async def run() -> Any:
+            if not _should_record(runtime):
+                return await wrapped(*args, **kwargs)
+            call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            token = call.activate()
+            try:
+                result = await wrapped(*args, **call_kwargs)
+            except BaseException as error:
+                safely(lambda: call.fail(error))
+                raise
+            finally:
+                LLMCall.deactivate(token)
+            return observe_result(call, adapter, result, hide_usage)
+
+        return run()
+
+    return wrapper
+
+
+def is_async_method(function: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(function)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
+
+
+@dataclass
+class Telemetry:
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def our_spans(self) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.instrumentation_scope and s.instrumentation_scope.name.startswith(
+            "opentelemetry_instrumentation_tokenbudget")]
+
+    def only_span(self) -> ReadableSpan:
+        spans = self.our_spans()
+        assert len(spans) == 1, [s.name for s in spans]
+        return spans[0]
+
+    def metric_points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        points: list[Any] = []
+        if data is None:
+            return points
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    yield Telemetry(exporter, reader, tracer_provider, meter_provider)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+@pytest.fixture
+def instrument(telemetry: Telemetry) -> Iterator[Any]:
+    """Instrument with the test's providers; call it with extra `instrument()` keyword arguments."""
+    instrumentor = TokenBudgetInstrumentor()
+
+    def start(**kwargs: Any) -> TokenBudgetInstrumentor:
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **kwargs
+        )
+        return instrumentor
+
+    yield start
+    instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrumented(instrument: Any) -> TokenBudgetInstrumentor:
+    return instrument()  # type: ignore[no-any-return]
