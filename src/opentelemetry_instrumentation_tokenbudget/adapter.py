@@ -23,6 +23,11 @@ class StreamAccumulator(Protocol):
         """Whether the provider's final usage arrived; if not, the cost is an estimate."""
         ...
 
+    @property
+    def output_characters(self) -> int:
+        """Characters of generated text seen so far, to estimate the output of a stream cut short."""
+        ...
+
 
 class ApiAdapter(Protocol):
     def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:

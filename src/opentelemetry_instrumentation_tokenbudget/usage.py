@@ -7,8 +7,16 @@ conventions and genai-prices count them. Provider adapters convert their own sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
+
+# English prose averages about four characters per token in the GPT and Claude tokenizers; used only
+# where no count is reported (budget estimates, streams cut short before their usage arrived).
+CHARACTERS_PER_TOKEN = 4
+
+
+def tokens_for_characters(characters: int) -> int:
+    return -(-characters // CHARACTERS_PER_TOKEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +45,13 @@ class ResponseSummary:
     response_id: str | None = None
     finish_reasons: tuple[str, ...] = ()
     provider_cost: Decimal | None = None
+
+
+def with_estimated_output(summary: ResponseSummary, input_tokens: int, output_characters: int) -> ResponseSummary:
+    """A summary for a stream that ended before its usage arrived: what is known, plus an estimate
+    of the output from the text that did arrive (the provider bills the tokens it generated)."""
+    usage = summary.usage or TokenUsage(input_tokens=input_tokens)
+    output_tokens = tokens_for_characters(output_characters)
+    if output_tokens > usage.output_tokens:
+        usage = replace(usage, output_tokens=output_tokens)
+    return replace(summary, usage=usage)

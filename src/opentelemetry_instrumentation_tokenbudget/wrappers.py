@@ -19,6 +19,7 @@ from .adapter import ApiAdapter, StreamAccumulator
 from .call import CALL_IN_PROGRESS_KEY, LLMCall, Runtime, new_call, safely
 from .raw_responses import observe_raw_response
 from .streams import ObservedAsyncStream, ObservedStream
+from .usage import ResponseSummary, with_estimated_output
 
 _logger = logging.getLogger(__name__)
 
@@ -38,11 +39,17 @@ class CallStreamObserver:
         return self._accumulator.on_item(item)
 
     def on_end(self, error: BaseException | None) -> None:
-        summary = self._accumulator.summary()
+        accumulator = self._accumulator
+        summary = accumulator.summary()
+        complete = accumulator.complete
+        if not complete:
+            summary = with_estimated_output(
+                summary, self._call.request.estimate_input_tokens(), accumulator.output_characters
+            )
         if error is not None:
             self._call.fail(error, summary)
         else:
-            self._call.end(summary, estimated=not self._accumulator.complete)
+            self._call.end(summary, estimated=not complete)
 
 
 def _should_record(runtime: Runtime) -> bool:
@@ -68,14 +75,8 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
         call.end(adapter.summarize(result))
     except Exception:
         _logger.debug("tokenbudget: could not read a response", exc_info=True)
-        safely(lambda: call.end(_empty_summary()))
+        safely(lambda: call.end(ResponseSummary()))
     return result
-
-
-def _empty_summary() -> Any:
-    from .usage import ResponseSummary
-
-    return ResponseSummary()
 
 
 def _begin(runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[str, Any]) -> tuple[

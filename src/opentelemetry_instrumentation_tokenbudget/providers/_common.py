@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
+from ..usage import tokens_for_characters
+
 # Hosted services that speak the OpenAI API, by host name suffix.
 _HOSTED_OPENAI_COMPATIBLE: Mapping[str, str] = {
     "api.openai.com": GenAiProviderNameValues.OPENAI.value,
@@ -91,12 +93,9 @@ def text_length(value: Any) -> int:
 
 _TEXT_KEYS = frozenset({"content", "text", "input", "system", "instructions", "messages", "prompt"})
 
-# English prose averages about four characters per token in the GPT and Claude tokenizers.
-CHARACTERS_PER_TOKEN = 4
-
 
 def estimate_tokens(*parts: Any) -> int:
-    return -(-sum(text_length(part) for part in parts) // CHARACTERS_PER_TOKEN)
+    return tokens_for_characters(sum(text_length(part) for part in parts))
 
 
 def given(value: Any) -> bool:

@@ -92,9 +92,10 @@ class MessageEvents:
     """Raw stream events. `message_start` carries a placeholder `output_tokens`; `message_delta`
     carries the cumulative count, which REPLACES it (adding them counts the first tokens twice)."""
 
-    __slots__ = ("_id", "_model", "_stop_reason", "_usage", "_usage_final")
+    __slots__ = ("_id", "_model", "_stop_reason", "_usage", "_usage_final", "output_characters")
 
     def __init__(self) -> None:
+        self.output_characters = 0
         self._model: str | None = None
         self._id: str | None = None
         self._stop_reason: str | None = None
@@ -107,6 +108,11 @@ class MessageEvents:
             message = event.message
             self._model, self._id = message.model, message.id
             self._take_usage(message.usage)
+        elif event_type == "content_block_delta":
+            delta = event.delta
+            text = getattr(delta, "text", None) or getattr(delta, "thinking", None) or getattr(delta, "partial_json", None)
+            if isinstance(text, str):
+                self.output_characters += len(text)
         elif event_type == "message_delta":
             self._take_usage(event.usage)
             self._stop_reason = event.delta.stop_reason or self._stop_reason

@@ -129,10 +129,11 @@ class CompletionsAdapter(ChatCompletionsAdapter):
 class CompletionChunks:
     """Chat and text completion chunks: usage arrives in one last chunk whose `choices` is empty."""
 
-    __slots__ = ("_finish_reasons", "_hide_usage", "_id", "_model", "_provider_cost", "_usage")
+    __slots__ = ("_finish_reasons", "_hide_usage", "_id", "_model", "_provider_cost", "_usage", "output_characters")
 
     def __init__(self, hide_usage: bool) -> None:
         self._hide_usage = hide_usage
+        self.output_characters = 0
         self._model: str | None = None
         self._id: str | None = None
         self._finish_reasons: list[str] = []
@@ -147,6 +148,11 @@ class CompletionChunks:
         for choice in choices:
             if choice.finish_reason:
                 self._finish_reasons.append(choice.finish_reason)
+            # Chat chunks carry `delta.content`; legacy completion chunks carry `text`.
+            delta = getattr(choice, "delta", None)
+            text = getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)
+            if isinstance(text, str):
+                self.output_characters += len(text)
         usage = getattr(chunk, "usage", None)
         if usage is None:
             return False
@@ -215,15 +221,18 @@ _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete",
 
 
 class ResponseEvents:
-    __slots__ = ("_final", "_model")
+    __slots__ = ("_final", "_model", "output_characters")
 
     def __init__(self) -> None:
         self._final: ResponseSummary | None = None
         self._model: str | None = None
+        self.output_characters = 0
 
     def on_item(self, event: Any) -> bool:
         event_type = event.type
-        if event_type == "response.created":
+        if event_type == "response.output_text.delta":
+            self.output_characters += len(event.delta)
+        elif event_type == "response.created":
             self._model = event.response.model
         elif event_type in _FINAL_RESPONSE_EVENTS:
             self._final = _response_summary(event.response)
