@@ -25,8 +25,12 @@ class Telemetry:
         return list(self.exporter.get_finished_spans())
 
     def our_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.spans() if s.instrumentation_scope and s.instrumentation_scope.name.startswith(
-            "opentelemetry_instrumentation_tokenbudget")]
+        return [
+            s
+            for s in self.spans()
+            if s.instrumentation_scope
+            and s.instrumentation_scope.name.startswith("opentelemetry_instrumentation_tokenbudget")
+        ]
 
     def only_span(self) -> ReadableSpan:
         spans = self.our_spans()

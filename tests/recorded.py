@@ -67,7 +67,9 @@ def openai_client(cassette: Cassette, base_url: str = "https://api.openai.com/v1
     import openai
 
     transport = httpx2.MockTransport(cassette.handle)
-    return openai.OpenAI(api_key="test", base_url=base_url, http_client=httpx2.Client(transport=transport), max_retries=0)
+    return openai.OpenAI(
+        api_key="test", base_url=base_url, http_client=httpx2.Client(transport=transport), max_retries=0
+    )
 
 
 def async_openai_client(cassette: Cassette, base_url: str = "https://api.openai.com/v1") -> Any:
@@ -84,7 +86,10 @@ def anthropic_client(cassette: Cassette) -> Any:
 
     transport = httpx2.MockTransport(cassette.handle)
     return anthropic.Anthropic(
-        api_key="test", base_url="https://api.anthropic.com", http_client=httpx2.Client(transport=transport), max_retries=0
+        api_key="test",
+        base_url="https://api.anthropic.com",
+        http_client=httpx2.Client(transport=transport),
+        max_retries=0,
     )
 
 

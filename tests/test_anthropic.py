@@ -16,7 +16,12 @@ MILLION = Decimal(1_000_000)
 OPUS_3 = {"input": Decimal(15), "output": Decimal(75)}
 HAIKU_3 = {"input": Decimal("0.25"), "output": Decimal("1.25")}
 HAIKU_3_5 = {"input": Decimal("0.8"), "output": Decimal(4)}
-SONNET_3_5 = {"input": Decimal(3), "cache_read": Decimal("0.3"), "cache_write": Decimal("3.75"), "output": Decimal(15)}
+SONNET_3_5 = {
+    "input": Decimal(3),
+    "cache_read": Decimal("0.3"),
+    "cache_write": Decimal("3.75"),
+    "output": Decimal(15),
+}
 
 
 def usd(amount: Decimal) -> float:
@@ -116,7 +121,9 @@ def test_prompt_caching_stream(instrumented: Any, telemetry: Telemetry) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["test_anthropic_thinking_legacy.yaml", "test_anthropic_thinking_streaming_legacy.yaml"])
+@pytest.mark.parametrize(
+    "name", ["test_anthropic_thinking_legacy.yaml", "test_anthropic_thinking_streaming_legacy.yaml"]
+)
 def test_thinking(instrumented: Any, telemetry: Telemetry, name: str) -> None:
     cassette = Cassette(f"anthropic/{name}")
     client = anthropic_client(cassette)
@@ -129,7 +136,9 @@ def test_thinking(instrumented: Any, telemetry: Telemetry, name: str) -> None:
     attributes = telemetry.only_span().attributes
     output = 215 if "streaming" not in name else 216
     assert attributes["gen_ai.usage.output_tokens"] == output
-    assert attributes["gen_ai.usage.cost.amount"] == usd(52 * SONNET_3_5["input"] + output * SONNET_3_5["output"])
+    assert attributes["gen_ai.usage.cost.amount"] == usd(
+        52 * SONNET_3_5["input"] + output * SONNET_3_5["output"]
+    )
 
 
 async def test_async_create(instrumented: Any, telemetry: Telemetry) -> None:

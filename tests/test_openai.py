@@ -67,7 +67,9 @@ def test_chat_completion_tokens_cost_and_metrics(instrumented: Any, telemetry: T
     assert attributes["tokenbudget.price.version"].startswith("genai-prices ")
     assert "tokenbudget.cost.estimated" not in attributes
 
-    tokens = {p.attributes["gen_ai.token.type"]: p for p in telemetry.metric_points("gen_ai.client.token.usage")}
+    tokens = {
+        p.attributes["gen_ai.token.type"]: p for p in telemetry.metric_points("gen_ai.client.token.usage")
+    }
     assert tokens["input"].sum == 12
     assert tokens["output"].sum == 5
     assert tokens["input"].attributes["gen_ai.request.model"] == "gpt-4o-mini"

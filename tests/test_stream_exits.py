@@ -65,16 +65,24 @@ def _client(provider: str, events: _RecordedEvents, is_async: bool) -> Any:
 
         http_async = httpx2.AsyncClient(transport=httpx2.MockTransport(handle_async))
         if provider == "openai":
-            return openai.AsyncOpenAI(api_key="k", base_url="https://api.openai.com/v1", http_client=http_async)
-        return anthropic.AsyncAnthropic(api_key="k", base_url="https://api.anthropic.com", http_client=http_async)
+            return openai.AsyncOpenAI(
+                api_key="k", base_url="https://api.openai.com/v1", http_client=http_async
+            )
+        return anthropic.AsyncAnthropic(
+            api_key="k", base_url="https://api.anthropic.com", http_client=http_async
+        )
 
     def handle(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, headers=headers, stream=_SyncBody(events))
 
     http = httpx2.Client(transport=httpx2.MockTransport(handle))
     if provider == "openai":
-        return openai.OpenAI(api_key="k", base_url="https://api.openai.com/v1", http_client=http, max_retries=0)
-    return anthropic.Anthropic(api_key="k", base_url="https://api.anthropic.com", http_client=http, max_retries=0)
+        return openai.OpenAI(
+            api_key="k", base_url="https://api.openai.com/v1", http_client=http, max_retries=0
+        )
+    return anthropic.Anthropic(
+        api_key="k", base_url="https://api.anthropic.com", http_client=http, max_retries=0
+    )
 
 
 def _connection_error(provider: str) -> type[Exception]:
@@ -130,9 +138,15 @@ def test_context_exit(instrumented: Any, telemetry: Telemetry, provider: str) ->
 @PROVIDERS
 def test_user_exception_inside_the_block(instrumented: Any, telemetry: Telemetry, provider: str) -> None:
     events = _RecordedEvents(provider)
-    with pytest.raises(KeyError), _create(_client(provider, events, False), provider, events.request) as stream:
-        next(iter(stream))
-        raise KeyError("the user's own bug")
+    stream = _create(_client(provider, events, False), provider, events.request)
+
+    def users_block() -> None:
+        with stream:
+            next(iter(stream))
+            raise KeyError("the user's own bug")
+
+    with pytest.raises(KeyError):
+        users_block()
 
     span = telemetry.only_span()
     assert span.attributes["tokenbudget.cost.estimated"] is True
@@ -199,7 +213,9 @@ async def test_async_context_exit(instrumented: Any, telemetry: Telemetry, provi
 
 
 @PROVIDERS
-async def test_async_connection_dies_mid_stream(instrumented: Any, telemetry: Telemetry, provider: str) -> None:
+async def test_async_connection_dies_mid_stream(
+    instrumented: Any, telemetry: Telemetry, provider: str
+) -> None:
     events = _RecordedEvents(provider, fail_after=3)
     stream = await _create(_client(provider, events, True), provider, events.request)
     with pytest.raises(_connection_error(provider)):

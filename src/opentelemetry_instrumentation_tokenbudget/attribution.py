@@ -45,7 +45,9 @@ def current_cost_attributes() -> Mapping[str, AttributeValue]:
 def _validated(name: str, value: object) -> AttributeValue:
     if isinstance(value, (str, bool, int, float)):
         return value
-    raise TypeError(f"cost_attributes({name}=...): expected str, bool, int or float, got {type(value).__name__}")
+    raise TypeError(
+        f"cost_attributes({name}=...): expected str, bool, int or float, got {type(value).__name__}"
+    )
 
 
 @contextmanager
@@ -67,11 +69,11 @@ def cost_attributes(
     """
     merged = dict(current_cost_attributes())
     named = {"project": project, "feature": feature, "user": user, "session": session, "tenant": tenant}
-    for keyword, value in named.items():
-        if value is not None:
-            merged[KEYWORD_ATTRIBUTES[keyword]] = _validated(keyword, value)
-    for name, value in extra.items():
-        merged[name] = _validated(name, value)
+    for keyword, given in named.items():
+        if given is not None:
+            merged[KEYWORD_ATTRIBUTES[keyword]] = _validated(keyword, given)
+    for name, extra_value in extra.items():
+        merged[name] = _validated(name, extra_value)
     frozen = MappingProxyType(merged)
     token = otel_context.attach(otel_context.set_value(_CONTEXT_KEY, frozen))
     try:

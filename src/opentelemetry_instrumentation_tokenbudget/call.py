@@ -134,7 +134,9 @@ class Runtime:
         )
 
 
-def _span_attributes(request: RequestInfo, attribution: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+def _span_attributes(
+    request: RequestInfo, attribution: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         GEN_AI_OPERATION_NAME: request.operation,
         GEN_AI_PROVIDER_NAME: request.provider,
@@ -340,9 +342,9 @@ def new_call(runtime: Runtime, describe: Callable[[], RequestInfo]) -> LLMCall |
         return None
 
 
-def safely(action: Callable[[], Any]) -> None:
+def safely(action: Callable[..., Any], *args: Any) -> None:
     """Run a piece of our own bookkeeping; an error in it is logged, never raised into the user's code."""
     try:
-        action()
+        action(*args)
     except Exception:
         _logger.debug("tokenbudget: bookkeeping failed", exc_info=True)

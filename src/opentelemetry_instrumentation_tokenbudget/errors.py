@@ -34,6 +34,7 @@ class BudgetExceededError(Exception):
         where = f" for {group}" if group else ""
         resets = f"; the window resets at {resets_at.isoformat()}" if resets_at is not None else ""
         super().__init__(
-            f"budget {budget!r}{where} refused the call: spent ${spent_usd:.6f} + reserved ${reserved_usd:.6f}"
-            f" + this call's estimate ${estimate_usd:.6f} would pass the limit of ${limit_usd}{resets}"
+            f"budget {budget!r}{where} refused the call: spent ${spent_usd:.6f}"
+            f" + reserved ${reserved_usd:.6f} + this call's estimate ${estimate_usd:.6f}"
+            f" would pass the limit of ${limit_usd}{resets}"
         )

@@ -9,8 +9,8 @@ from typing import Any
 
 import wrapt
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
 from .call import Runtime
@@ -65,7 +65,9 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
         settings = Settings(
-            metric_attribution_keys=frozenset(kwargs.get("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)),
+            metric_attribution_keys=frozenset(
+                kwargs.get("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)
+            ),
             inject_stream_usage=bool(kwargs.get("inject_stream_usage", True)),
             base_url_providers=dict(kwargs.get("base_url_providers") or {}),
         )
@@ -90,7 +92,9 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
                 getattr(getattr(module, target.class_name), target.method)
             except (ImportError, AttributeError):
                 # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
-                _logger.debug("tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method)
+                _logger.debug(
+                    "tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method
+                )
                 continue
             if target.kind == "stream_manager":
                 wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)

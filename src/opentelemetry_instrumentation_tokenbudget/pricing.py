@@ -119,7 +119,9 @@ def _price_from_override(spec: Mapping[str, Any], what: str) -> ModelPrice:
     known = {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"}
     unknown = set(spec) - known
     if unknown:
-        raise ValueError(f"prices[{what!r}]: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        raise ValueError(
+            f"prices[{what!r}]: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}"
+        )
 
     def read(key: str) -> TokenPrice | None:
         if key not in spec:
@@ -169,7 +171,9 @@ class PriceBook:
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         today: Callable[[], date] = _utc_today,
     ) -> None:
-        self._overrides = {name.lower(): _price_from_override(spec, name) for name, spec in (overrides or {}).items()}
+        self._overrides = {
+            name.lower(): _price_from_override(spec, name) for name, spec in (overrides or {}).items()
+        }
         self._today = today
         self._cache: dict[tuple[str, str], tuple[date, ModelPrice | None]] = {}
         self._lock = threading.Lock()

@@ -10,8 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import wrapt
-
+from ._proxy import ObjectProxy
 from .usage import ResponseSummary
 
 if TYPE_CHECKING:
@@ -23,8 +22,10 @@ _logger = logging.getLogger(__name__)
 Observe = Callable[["LLMCall", "ApiAdapter", Any, bool], Any]
 
 
-class _ObservedRawResponseBase(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's proxies are untyped
-    def __init__(self, wrapped: Any, call: LLMCall, adapter: ApiAdapter, hide_usage: bool, observe: Observe) -> None:
+class _ObservedRawResponseBase(ObjectProxy):
+    def __init__(
+        self, wrapped: Any, call: LLMCall, adapter: ApiAdapter, hide_usage: bool, observe: Observe
+    ) -> None:
         super().__init__(wrapped)
         self._self_call = call
         self._self_adapter = adapter

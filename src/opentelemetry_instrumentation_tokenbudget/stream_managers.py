@@ -9,8 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import wrapt
-
+from ._proxy import ObjectProxy
 from .call import LLMCall, Runtime, safely
 from .usage import ResponseSummary
 from .wrappers import Wrapper, _begin, _should_record
@@ -22,7 +21,7 @@ class ManagerAdapter(Protocol):
     def summarize_stream_manager(self, stream: Any) -> tuple[ResponseSummary, bool]: ...
 
 
-class _ObservedManagerBase(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's proxies are untyped
+class _ObservedManagerBase(ObjectProxy):
     def __init__(self, wrapped: Any, call: LLMCall, adapter: ManagerAdapter) -> None:
         super().__init__(wrapped)
         self._self_call = call
@@ -33,7 +32,9 @@ class _ObservedManagerBase(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's 
         stream = self._self_stream
         try:
             summary, complete = (
-                self._self_adapter.summarize_stream_manager(stream) if stream is not None else (ResponseSummary(), False)
+                self._self_adapter.summarize_stream_manager(stream)
+                if stream is not None
+                else (ResponseSummary(), False)
             )
         except Exception:
             _logger.debug("tokenbudget: could not read a message stream", exc_info=True)
@@ -45,7 +46,7 @@ class _ObservedManagerBase(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's 
 
     def __del__(self) -> None:
         # Never entered, or entered and abandoned: the call still ends and releases its reservation.
-        safely(lambda: self._self_end(None))
+        safely(self._self_end, None)
 
 
 class ObservedStreamManager(_ObservedManagerBase):
@@ -54,7 +55,7 @@ class ObservedStreamManager(_ObservedManagerBase):
         try:
             self._self_stream = self.__wrapped__.__enter__()
         except BaseException as error:
-            safely(lambda: self._self_end(error))
+            safely(self._self_end, error)
             raise
         finally:
             LLMCall.deactivate(token)
@@ -64,7 +65,7 @@ class ObservedStreamManager(_ObservedManagerBase):
         try:
             return self.__wrapped__.__exit__(exc_type, exc, traceback)
         finally:
-            safely(lambda: self._self_end(exc))
+            safely(self._self_end, exc)
 
 
 class ObservedAsyncStreamManager(_ObservedManagerBase):
@@ -73,7 +74,7 @@ class ObservedAsyncStreamManager(_ObservedManagerBase):
         try:
             self._self_stream = await self.__wrapped__.__aenter__()
         except BaseException as error:
-            safely(lambda: self._self_end(error))
+            safely(self._self_end, error)
             raise
         finally:
             LLMCall.deactivate(token)
@@ -83,7 +84,7 @@ class ObservedAsyncStreamManager(_ObservedManagerBase):
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, traceback)
         finally:
-            safely(lambda: self._self_end(exc))
+            safely(self._self_end, exc)
 
 
 def stream_manager_wrapper(runtime: Runtime, adapter: Any, is_async: bool) -> Wrapper:
@@ -91,7 +92,9 @@ def stream_manager_wrapper(runtime: Runtime, adapter: Any, is_async: bool) -> Wr
         ObservedAsyncStreamManager if is_async else ObservedStreamManager
     )
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         if not _should_record(runtime):
             return wrapped(*args, **kwargs)
         call, call_kwargs, _ = _begin(runtime, adapter, instance, kwargs)
@@ -100,7 +103,7 @@ def stream_manager_wrapper(runtime: Runtime, adapter: Any, is_async: bool) -> Wr
         try:
             manager = wrapped(*args, **call_kwargs)
         except BaseException as error:
-            safely(lambda: call.fail(error))
+            safely(call.fail, error)
             raise
         return proxy_class(manager, call, adapter)
 

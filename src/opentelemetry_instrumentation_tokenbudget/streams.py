@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-import wrapt
+from ._proxy import ObjectProxy
 
 _logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class StreamObserver(Protocol):
         ...
 
 
-class _ObservedStreamBase(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt ships no type hints for proxies
+class _ObservedStreamBase(ObjectProxy):
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
         self._self_observer = observer

@@ -47,7 +47,9 @@ class ResponseSummary:
     provider_cost: Decimal | None = None
 
 
-def with_estimated_output(summary: ResponseSummary, input_tokens: int, output_characters: int) -> ResponseSummary:
+def with_estimated_output(
+    summary: ResponseSummary, input_tokens: int, output_characters: int
+) -> ResponseSummary:
     """A summary for a stream that ended before its usage arrived: what is known, plus an estimate
     of the output from the text that did arrive (the provider bills the tokens it generated)."""
     usage = summary.usage or TokenUsage(input_tokens=input_tokens)

@@ -79,9 +79,9 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
     return result
 
 
-def _begin(runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[str, Any]) -> tuple[
-    LLMCall | None, dict[str, Any], bool
-]:
+def _begin(
+    runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[str, Any]
+) -> tuple[LLMCall | None, dict[str, Any], bool]:
     try:
         prepared = dict(kwargs)
         hide_usage = adapter.prepare(prepared)
@@ -95,7 +95,9 @@ def _begin(runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[st
 
 
 def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         if not _should_record(runtime):
             return wrapped(*args, **kwargs)
         call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs)
@@ -105,7 +107,7 @@ def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as error:
-            safely(lambda: call.fail(error))
+            safely(call.fail, error)
             raise
         finally:
             LLMCall.deactivate(token)
@@ -128,7 +130,7 @@ def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
             try:
                 result = await wrapped(*args, **call_kwargs)
             except BaseException as error:
-                safely(lambda: call.fail(error))
+                safely(call.fail, error)
                 raise
             finally:
                 LLMCall.deactivate(token)

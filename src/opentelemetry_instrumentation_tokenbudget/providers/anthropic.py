@@ -110,7 +110,11 @@ class MessageEvents:
             self._take_usage(message.usage)
         elif event_type == "content_block_delta":
             delta = event.delta
-            text = getattr(delta, "text", None) or getattr(delta, "thinking", None) or getattr(delta, "partial_json", None)
+            text = (
+                getattr(delta, "text", None)
+                or getattr(delta, "thinking", None)
+                or getattr(delta, "partial_json", None)
+            )
             if isinstance(text, str):
                 self.output_characters += len(text)
         elif event_type == "message_delta":
@@ -120,7 +124,12 @@ class MessageEvents:
         return False
 
     def _take_usage(self, usage: Any) -> None:
-        for field in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+        for field in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ):
             value = getattr(usage, field, None)
             if value is not None:
                 self._usage[field] = value

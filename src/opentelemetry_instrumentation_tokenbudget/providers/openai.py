@@ -47,7 +47,9 @@ def _completion_usage(usage: Any) -> TokenUsage:
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=getattr(usage, "completion_tokens", 0) or 0,
         cache_read_tokens=(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
-        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0) if completion_details else 0,
+        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0)
+        if completion_details
+        else 0,
     )
 
 
@@ -60,7 +62,9 @@ class _OpenAIRequests:
         self._settings = settings
         self._operation = operation
 
-    def _request(self, instance: Any, kwargs: Mapping[str, Any], max_tokens: Any, *prompt: Any) -> RequestInfo:
+    def _request(
+        self, instance: Any, kwargs: Mapping[str, Any], max_tokens: Any, *prompt: Any
+    ) -> RequestInfo:
         endpoint = endpoint_of(instance._client, _OPENAI, self._settings.base_url_providers)
         return RequestInfo(
             provider=endpoint.provider,
@@ -129,7 +133,15 @@ class CompletionsAdapter(ChatCompletionsAdapter):
 class CompletionChunks:
     """Chat and text completion chunks: usage arrives in one last chunk whose `choices` is empty."""
 
-    __slots__ = ("_finish_reasons", "_hide_usage", "_id", "_model", "_provider_cost", "_usage", "output_characters")
+    __slots__ = (
+        "_finish_reasons",
+        "_hide_usage",
+        "_id",
+        "_model",
+        "_provider_cost",
+        "_usage",
+        "output_characters",
+    )
 
     def __init__(self, hide_usage: bool) -> None:
         self._hide_usage = hide_usage
