@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
+from tests.semconv_live_check import check_metrics, check_spans
 
 
 @dataclass
@@ -58,6 +59,9 @@ def telemetry() -> Iterator[Telemetry]:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     yield Telemetry(exporter, reader, tracer_provider, meter_provider)
+    # Every test is also a live check: all it made us emit must match the registry in semconv/.
+    violations = check_spans(exporter.get_finished_spans()) + check_metrics(reader.get_metrics_data())
+    assert violations == [], violations
     tracer_provider.shutdown()
     meter_provider.shutdown()
 

@@ -285,7 +285,9 @@ class LLMCall:
                     GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
                 }
             )
-            runtime.instruments.cost.record(float(summary.provider_cost), metric_attributes)
+            runtime.instruments.cost.record(
+                float(summary.provider_cost), {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES}
+            )
             return summary.provider_cost
         model = summary.response_model or self.request.model
         price = runtime.prices.lookup(self.request.provider, model)
@@ -297,7 +299,9 @@ class LLMCall:
             return None
         cost = price_usage(price, usage)
         span.set_attributes(_cost_attributes(cost))
-        runtime.instruments.cost.record(float(cost.total), metric_attributes)
+        runtime.instruments.cost.record(
+            float(cost.total), {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES}
+        )
         return cost.total
 
     def _metric_attributes(
@@ -313,6 +317,8 @@ class LLMCall:
             attributes[GEN_AI_RESPONSE_MODEL] = summary.response_model
         if request.server_address is not None:
             attributes[SERVER_ADDRESS] = request.server_address
+            if request.server_port is not None:
+                attributes[SERVER_PORT] = request.server_port
         if error is not None:
             attributes[ERROR_TYPE] = type(error).__qualname__
         allowed = self._runtime.settings.metric_attribution_keys
@@ -322,6 +328,15 @@ class LLMCall:
         return attributes
 
 
+# The cost metric says which currency and how the amount was obtained, as the proposal requires.
+_LOCAL_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
+    GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
+    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.LOCAL.value,
+}
+_PROVIDER_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
+    GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
+    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
+}
 _INPUT: Final = GenAiTokenTypeValues.INPUT.value
 _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 
