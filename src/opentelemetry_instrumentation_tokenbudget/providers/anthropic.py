@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -19,6 +20,13 @@ from .targets import Target
 
 _ANTHROPIC = GenAiProviderNameValues.ANTHROPIC.value
 _CHAT = GenAiOperationNameValues.CHAT.value
+
+
+@cache
+def _stream_classes() -> tuple[type, ...]:
+    from anthropic import AsyncStream, Stream
+
+    return (Stream, AsyncStream)
 
 
 def message_usage(usage: Any) -> TokenUsage:
@@ -65,9 +73,7 @@ class MessagesAdapter(NoPreparation):
 
     @staticmethod
     def is_stream(result: Any) -> bool:
-        from anthropic import AsyncStream, Stream
-
-        return isinstance(result, (Stream, AsyncStream))
+        return isinstance(result, _stream_classes())
 
     @staticmethod
     def summarize(result: Any) -> ResponseSummary:

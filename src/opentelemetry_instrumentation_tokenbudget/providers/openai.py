@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -24,10 +25,15 @@ _TEXT_COMPLETION = GenAiOperationNameValues.TEXT_COMPLETION.value
 _EMBEDDINGS = GenAiOperationNameValues.EMBEDDINGS.value
 
 
-def _is_stream(result: Any) -> bool:
+@cache
+def _stream_classes() -> tuple[type, ...]:
     from openai import AsyncStream, Stream
 
-    return isinstance(result, (Stream, AsyncStream))
+    return (Stream, AsyncStream)
+
+
+def _is_stream(result: Any) -> bool:
+    return isinstance(result, _stream_classes())
 
 
 def _provider_cost(usage: Any) -> Decimal | None:
