@@ -1,0 +1,296 @@
+"""`BudgetGuard`: the `SpendGuard` that reserves a call's estimated cost before it is sent.
+
+For each call: the budgets it matches, their ledger entries (`charges`), its estimated cost
+(`estimate`), and one atomic `store.reserve` of that estimate on every entry. If a blocking entry
+would pass its limit, nothing is reserved anywhere and the call is refused with `BudgetExceededError`
+before any request leaves. When the call ends, `settle` swaps the reservation for the real cost (or
+`release` drops it, for a call that failed without usage) and reports crossed thresholds.
+
+The store may fail. Warn budgets then fail open. Blocking budgets follow `on_store_error`: "open"
+(the default) admits the call without a reservation, "closed" refuses it. A call admitted while the
+store was down still tries to record its cost when it ends, so that an outage shorter than a call
+loses nothing. Failures are logged by `StoreHealth`, loudly but not once per call.
+
+Nothing here raises into the user's code except the refusals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal
+
+from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+)
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from ..call import Admission, RequestInfo
+from ..errors import BudgetExceededError, BudgetStoreUnavailableError
+from ..semconv import (
+    TOKENBUDGET_BUDGET_ESTIMATE,
+    TOKENBUDGET_BUDGET_GROUP,
+    TOKENBUDGET_BUDGET_LIMIT,
+    TOKENBUDGET_BUDGET_NAME,
+    TOKENBUDGET_BUDGET_REFUSED_EVENT,
+    TOKENBUDGET_BUDGET_RESERVED,
+    TOKENBUDGET_BUDGET_SPENT,
+)
+from ..usage import TokenUsage
+from .budget_metrics import BudgetCounters, GroupTracker
+from .charges import Charge, charges_for
+from .estimate import CostEstimator
+from .spec import Budget
+from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
+from .store_health import StoreHealth
+from .thresholds import ThresholdNotifier
+
+_logger = logging.getLogger(__name__)
+
+OnStoreError = Literal["open", "closed"]
+ON_STORE_ERROR: Final = ("open", "closed")
+_EMBEDDINGS: Final = "embeddings"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAdmission:
+    """A call's reservation: `reserved` picodollars on each charge's entry (0 if the store was down)."""
+
+    charges: tuple[Charge, ...]
+    reserved: int
+
+
+def call_attributes(
+    attribution: Mapping[str, AttributeValue], provider: str, model: str, operation: str
+) -> dict[str, AttributeValue]:
+    """The attributes budgets match and group on: the call's attribution and what it calls."""
+    attributes = dict(attribution)
+    attributes[GEN_AI_PROVIDER_NAME] = provider
+    attributes[GEN_AI_REQUEST_MODEL] = model
+    attributes[GEN_AI_OPERATION_NAME] = operation
+    return attributes
+
+
+class BudgetGuard:
+    def __init__(
+        self,
+        budgets: Sequence[Budget],
+        store: SpendStore,
+        *,
+        estimator: CostEstimator,
+        notifier: ThresholdNotifier,
+        counters: BudgetCounters,
+        tracker: GroupTracker,
+        health: StoreHealth,
+        store_url: str,
+        on_store_error: OnStoreError = "open",
+        clock: Callable[[], float] = time.time,
+        metric_attribution_keys: Iterable[str] = (),
+    ) -> None:
+        self.budgets = tuple(budgets)
+        self.store = store
+        self.estimator = estimator
+        self._notifier = notifier
+        self._counters = counters
+        self._tracker = tracker
+        self._health = health
+        self._store_url = store_url
+        self._fail_closed = on_store_error == "closed"
+        self._clock = clock
+        self._metric_attribution_keys = frozenset(metric_attribution_keys)
+        self._closed = False
+        self.on_call_start: Callable[[int], None] | None = None
+        """Told the id of the span current when a call begins (see `BudgetSpanProcessor.cover`)."""
+
+    def now(self) -> float:
+        return self._clock()
+
+    def close(self) -> None:
+        """Stop touching the store: calls still in flight at `uninstrument()` end unrecorded."""
+        self._closed = True
+
+    # ---- SpendGuard ------------------------------------------------------------------------------
+
+    def admit(
+        self, request: RequestInfo, attribution: Mapping[str, AttributeValue]
+    ) -> BudgetAdmission | None:
+        if self._closed:
+            return None
+        try:
+            return self._admit(request, attribution)
+        except BudgetExceededError:
+            raise
+        except Exception:
+            # Our own failure: the call goes on, unbudgeted, rather than break the user's program.
+            _logger.debug("tokenbudget: could not check a call against its budgets", exc_info=True)
+            return None
+
+    def _admit(
+        self, request: RequestInfo, attribution: Mapping[str, AttributeValue]
+    ) -> BudgetAdmission | None:
+        listener = self.on_call_start
+        if listener is not None:
+            listener(trace.get_current_span().get_span_context().span_id)
+        attributes = call_attributes(attribution, request.provider, request.model, request.operation)
+        charges = charges_for(self.budgets, attributes, self._clock())
+        if not charges:
+            return None
+        self._tracker.saw(charges)
+        estimate = self._estimate(request)
+        keys = [charge.key for charge in charges]
+        try:
+            outcome = self.store.reserve(keys, estimate)
+        except Exception as error:
+            self._health.failed("reserve", error)
+            return self._admit_without_store(charges, estimate, request, attribution, error)
+        self._health.succeeded()
+        if outcome.refused_by is not None:
+            index = outcome.refused_by
+            self._refuse(charges[index], outcome.balances[index], estimate, request, attribution)
+        return BudgetAdmission(charges, estimate)
+
+    def settle(
+        self,
+        admission: Admission | None,
+        request: RequestInfo,
+        cost: Decimal | None,
+        span: Span,
+        usage: TokenUsage | None = None,
+    ) -> None:
+        try:
+            if usage is not None and request.operation != _EMBEDDINGS:
+                self.estimator.averages.observe(request.provider, request.model, usage.output_tokens)
+            if not isinstance(admission, BudgetAdmission) or self._closed:
+                return
+            actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
+            self._settle(admission.charges, admission.reserved, actual, span)
+        except Exception:
+            _logger.debug("tokenbudget: could not settle a call's budgets", exc_info=True)
+
+    def release(self, admission: Admission | None) -> None:
+        if not isinstance(admission, BudgetAdmission) or admission.reserved == 0 or self._closed:
+            return
+        try:
+            self.store.release([charge.key for charge in admission.charges], admission.reserved)
+        except Exception as error:
+            self._health.failed("release", error)
+        else:
+            self._health.succeeded()
+
+    # ---- spend that no wrapper of ours saw -------------------------------------------------------
+
+    def record(self, attributes: Mapping[str, AttributeValue], cost: Decimal, at: float) -> None:
+        """Count the cost of a call made elsewhere (a span of another instrumentation), at `at`."""
+        if self._closed:
+            return
+        charges = charges_for(self.budgets, attributes, at)
+        if charges:
+            self._tracker.saw(charges)
+            self._settle(charges, 0, usd_to_picodollars(cost), None)
+
+    # ---- the parts -------------------------------------------------------------------------------
+
+    def _estimate(self, request: RequestInfo) -> int:
+        try:
+            return self.estimator.estimate(request)
+        except Exception:
+            # An estimate we cannot make must not exempt the call from its budgets: reserve nothing,
+            # but still check that the budget is not already spent.
+            _logger.debug("tokenbudget: could not estimate a call's cost", exc_info=True)
+            return 0
+
+    def _settle(self, charges: Sequence[Charge], reserved: int, actual: int, span: Span | None) -> None:
+        try:
+            balances = self.store.settle([charge.key for charge in charges], reserved, actual)
+        except Exception as error:
+            self._health.failed("settle", error)
+            return
+        self._health.succeeded()
+        self._notifier.after_settle(charges, balances, actual, span)
+
+    def _admit_without_store(
+        self,
+        charges: tuple[Charge, ...],
+        estimate: int,
+        request: RequestInfo,
+        attribution: Mapping[str, AttributeValue],
+        error: BaseException,
+    ) -> BudgetAdmission:
+        if self._fail_closed:
+            for charge in charges:
+                if charge.key.blocking:
+                    self._count_refusal(charge, request, attribution)
+                    raise BudgetStoreUnavailableError(
+                        budget=charge.budget.name,
+                        group=charge.group,
+                        store=self._store_url,
+                        cause=f"{type(error).__name__}: {error}",
+                        estimate_usd=picodollars_to_usd(estimate),
+                        limit_usd=charge.budget.limit_usd,
+                        resets_at=charge.window.resets_at,
+                    )
+        return BudgetAdmission(charges, 0)
+
+    def _refuse(
+        self,
+        charge: Charge,
+        balance: Balance,
+        estimate: int,
+        request: RequestInfo,
+        attribution: Mapping[str, AttributeValue],
+    ) -> None:
+        budget = charge.budget
+        error = BudgetExceededError(
+            budget=budget.name,
+            group=charge.group,
+            spent_usd=picodollars_to_usd(balance.spent),
+            reserved_usd=picodollars_to_usd(balance.reserved),
+            estimate_usd=picodollars_to_usd(estimate),
+            limit_usd=budget.limit_usd,
+            resets_at=charge.window.resets_at,
+        )
+        try:
+            self._count_refusal(charge, request, attribution)
+            self._refusal_event(charge, error, request)
+        except Exception:
+            _logger.debug("tokenbudget: could not report a refusal", exc_info=True)
+        raise error
+
+    def _count_refusal(
+        self, charge: Charge, request: RequestInfo, attribution: Mapping[str, AttributeValue]
+    ) -> None:
+        attributes: dict[str, AttributeValue] = {
+            TOKENBUDGET_BUDGET_NAME: charge.budget.name,
+            GEN_AI_PROVIDER_NAME: request.provider,
+            GEN_AI_REQUEST_MODEL: request.model,
+        }
+        for name, value in attribution.items():
+            if name in self._metric_attribution_keys:
+                attributes[name] = value
+        self._counters.refusals.add(1, attributes)
+
+    @staticmethod
+    def _refusal_event(charge: Charge, error: BudgetExceededError, request: RequestInfo) -> None:
+        # No span of the refused call exists (nothing was sent): the caller's span carries the event.
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        attributes: dict[str, AttributeValue] = {
+            TOKENBUDGET_BUDGET_NAME: charge.budget.name,
+            TOKENBUDGET_BUDGET_SPENT: float(error.spent_usd or 0),
+            TOKENBUDGET_BUDGET_RESERVED: float(error.reserved_usd or 0),
+            TOKENBUDGET_BUDGET_ESTIMATE: float(error.estimate_usd),
+            TOKENBUDGET_BUDGET_LIMIT: float(error.limit_usd),
+            GEN_AI_PROVIDER_NAME: request.provider,
+            GEN_AI_REQUEST_MODEL: request.model,
+        }
+        if charge.budget.group_by:
+            attributes[TOKENBUDGET_BUDGET_GROUP] = charge.group
+        span.add_event(TOKENBUDGET_BUDGET_REFUSED_EVENT, attributes)
