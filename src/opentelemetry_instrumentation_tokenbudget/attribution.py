@@ -3,6 +3,13 @@
 The attributes live in the OpenTelemetry context, so they follow the code through threads that
 copy the context, `asyncio` tasks (each task starts from a copy), and nested blocks, where the inner
 block's values win and the outer ones come back on exit.
+
+Across services they can travel as W3C baggage, both ends opting in: ``cost_attributes(...,
+propagate=True)`` also puts them into the context's baggage (sent downstream by the `baggage`
+propagator, which is on by default), and a service instrumented with ``baggage_attribution=True``
+reads them back from the baggage it received. Baggage comes from whoever sent the request, so the
+receiving side should turn this on only behind callers it trusts: an attribute such as ``user.id``
+read from baggage decides which per-user budget pays.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Final
 
+from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
 from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
@@ -21,6 +29,8 @@ from .semconv import TOKENBUDGET_FEATURE, TOKENBUDGET_PROJECT, TOKENBUDGET_TENAN
 
 _CONTEXT_KEY: Final = otel_context.create_key("tokenbudget-cost-attributes")
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
+# Baggage is written by the caller; a value longer than this is not an identifier we want on spans.
+MAX_BAGGAGE_VALUE_LENGTH: Final = 256
 
 # The keyword names users type, and the attribute each becomes.
 KEYWORD_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
@@ -34,12 +44,31 @@ KEYWORD_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
 )
 
 
-def current_cost_attributes() -> Mapping[str, AttributeValue]:
-    """The attribution in force here: a read-only mapping of attribute name to value."""
-    value = otel_context.get_value(_CONTEXT_KEY)
+def current_cost_attributes(context: otel_context.Context | None = None) -> Mapping[str, AttributeValue]:
+    """The attribution in force here (or in `context`): a read-only mapping of attribute name to value."""
+    value = otel_context.get_value(_CONTEXT_KEY, context)
     if isinstance(value, MappingProxyType):
         return value
     return _EMPTY
+
+
+def call_attribution(
+    baggage_names: frozenset[str], context: otel_context.Context | None = None
+) -> Mapping[str, AttributeValue]:
+    """The attribution of a call: `cost_attributes` in force, completed by the baggage entries named in
+    `baggage_names` (values set in this process win over those received)."""
+    local = current_cost_attributes(context)
+    if not baggage_names:
+        return local
+    received = baggage.get_all(context)
+    if not received:
+        return local
+    merged = dict(local)
+    for name in baggage_names:
+        value = received.get(name)
+        if name not in merged and isinstance(value, str) and 0 < len(value) <= MAX_BAGGAGE_VALUE_LENGTH:
+            merged[name] = value
+    return MappingProxyType(merged) if len(merged) > len(local) else local
 
 
 def _validated(name: str, value: object) -> AttributeValue:
@@ -58,6 +87,7 @@ def cost_attributes(
     user: str | None = None,
     session: str | None = None,
     tenant: str | None = None,
+    propagate: bool = False,
     **extra: AttributeValue,
 ) -> Iterator[Mapping[str, AttributeValue]]:
     """Charge every LLM call inside the block to these attributes.
@@ -66,6 +96,9 @@ def cost_attributes(
     standard `user.id` and `session.id`; any other keyword passes through as an attribute of that
     exact name (e.g. ``**{"deployment.environment.name": "prod"}``). A keyword given as None leaves
     the outer block's value in force.
+
+    With ``propagate=True`` the attributes in force are also put into W3C baggage, as strings, for
+    the services this block calls (which read them with ``baggage_attribution=True``).
     """
     merged = dict(current_cost_attributes())
     named = {"project": project, "feature": feature, "user": user, "session": session, "tenant": tenant}
@@ -75,8 +108,18 @@ def cost_attributes(
     for name, extra_value in extra.items():
         merged[name] = _validated(name, extra_value)
     frozen = MappingProxyType(merged)
-    token = otel_context.attach(otel_context.set_value(_CONTEXT_KEY, frozen))
+    context = otel_context.set_value(_CONTEXT_KEY, frozen)
+    if propagate:
+        for name, attribute_value in merged.items():
+            context = baggage.set_baggage(name, _baggage_text(attribute_value), context)
+    token = otel_context.attach(context)
     try:
         yield frozen
     finally:
         otel_context.detach(token)
+
+
+def _baggage_text(value: AttributeValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -36,7 +36,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from .attribution import current_cost_attributes
+from .attribution import call_attribution
 from .config import Settings
 from .metrics import CallInstruments
 from .pricing import Cost, PriceBook, price_usage
@@ -94,8 +94,15 @@ class SpendGuard(Protocol):
         ...
 
     def settle(
-        self, admission: Admission | None, request: RequestInfo, cost: Decimal | None, span: Span
-    ) -> None: ...
+        self,
+        admission: Admission | None,
+        request: RequestInfo,
+        cost: Decimal | None,
+        span: Span,
+        usage: TokenUsage | None = None,
+    ) -> None:
+        """Replace the reservation with the real `cost` (None: unpriced); `usage` teaches the estimates."""
+        ...
 
     def release(self, admission: Admission | None) -> None: ...
 
@@ -196,7 +203,7 @@ class LLMCall:
     def __init__(self, runtime: Runtime, request: RequestInfo) -> None:
         self._runtime = runtime
         self.request = request
-        self._attribution = current_cost_attributes()
+        self._attribution = call_attribution(runtime.settings.baggage_attribution)
         self._ended = False
         # Budgets first: a refused call must not send a request, nor leave a span behind.
         guard = runtime.guard
@@ -270,7 +277,7 @@ class LLMCall:
         if usage is None and error is not None:
             guard.release(self._admission)
         else:
-            guard.settle(self._admission, request, cost, span)
+            guard.settle(self._admission, request, cost, span, usage)
 
     def _cost(
         self, summary: ResponseSummary, usage: TokenUsage, metric_attributes: Mapping[str, AttributeValue]

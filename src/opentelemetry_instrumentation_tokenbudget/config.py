@@ -20,6 +20,9 @@ class Settings:
     inject_stream_usage: bool = True
     """Ask OpenAI-style streams for their usage chunk when the caller did not, and hide that chunk."""
 
+    baggage_attribution: frozenset[str] = frozenset()
+    """Attribution attributes read from received W3C baggage when `cost_attributes` does not set them."""
+
     base_url_providers: Mapping[str, str] = field(default_factory=dict)
     """`gen_ai.provider.name` by base URL prefix, for gateways and servers we cannot recognise, e.g.
     ``{"http://gpu-box:9000/v1": "vllm", "https://llm-gateway.internal/openai": "openai"}``."""

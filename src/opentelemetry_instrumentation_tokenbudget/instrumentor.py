@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import wrapt
@@ -13,8 +13,9 @@ from opentelemetry.instrumentation.dependencies import DependencyConflict, get_d
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from .budgets.setup import InstalledBudgets, install_budgets, resolve_options
 from .call import Runtime
-from .config import DEFAULT_METRIC_ATTRIBUTION_KEYS, Settings
+from .config import Settings
 from .metrics import create_call_instruments
 from .package import _instruments, _instruments_any
 from .pricing import PriceBook
@@ -52,6 +53,16 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
       tenant; user.id and session.id only on spans).
     - ``base_url_providers``: ``{"http://host:port/v1": "vllm"}`` names the provider behind a base URL.
     - ``inject_stream_usage``: ask OpenAI-style streams for usage when the caller did not (default True).
+    - ``budgets``: a list of `Budget`; ``store``: where spend is kept, ``"memory"`` (default),
+      ``"sqlite:///path.db"``, ``"redis://host:6379/0"`` or a `SpendStore`; ``on_store_error``:
+      ``"open"`` (default) or ``"closed"``, what blocking budgets do while the store fails;
+      ``on_threshold``: called with a `ThresholdEvent` when spend crosses a budget's threshold;
+      ``max_metric_groups``: per-group budget gauges up to this many groups (default 100);
+      ``clock``: epoch seconds, for tests.
+    - ``baggage_attribution``: read attribution from received W3C baggage (True, or attribute names).
+
+    The file named by ``OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG`` (TOML, see `budgets.config_file`) can
+    give all but the callables; keyword arguments win over it.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -64,20 +75,23 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
+        # Every option is checked, and the configuration file read, before anything is patched.
+        options = resolve_options(kwargs)
         settings = Settings(
-            metric_attribution_keys=frozenset(
-                kwargs.get("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)
-            ),
-            inject_stream_usage=bool(kwargs.get("inject_stream_usage", True)),
-            base_url_providers=dict(kwargs.get("base_url_providers") or {}),
+            metric_attribution_keys=options.metric_attribution_keys,
+            inject_stream_usage=options.inject_stream_usage,
+            base_url_providers=options.base_url_providers,
+            baggage_attribution=options.baggage_attribution,
         )
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
         runtime = Runtime(
             tracer=trace.get_tracer(_SCOPE, __version__, tracer_provider, schema_url=_SCHEMA_URL),
-            instruments=create_call_instruments(
-                metrics.get_meter(_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
-            ),
-            prices=PriceBook(_price_overrides(kwargs.get("prices"))),
+            instruments=create_call_instruments(meter),
+            prices=PriceBook(options.prices),
             settings=settings,
+        )
+        self._budgets: InstalledBudgets | None = install_budgets(
+            runtime, options, tracer_provider, meter, _SCOPE
         )
         self._runtime = runtime
         self._wrapped: list[Target] = []
@@ -110,15 +124,11 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         runtime: Runtime | None = getattr(self, "_runtime", None)
         if runtime is not None:
             runtime.enabled = False
+        budgets: InstalledBudgets | None = getattr(self, "_budgets", None)
+        if budgets is not None:
+            budgets.close()
+            self._budgets = None
         for target in getattr(self, "_wrapped", ()):
             module = importlib.import_module(target.module)
             unwrap(getattr(module, target.class_name), target.method)
         self._wrapped = []
-
-
-def _price_overrides(value: object) -> Mapping[str, Mapping[str, Any]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"prices: expected a mapping of model name to prices, got {type(value).__name__}")
-    return value

@@ -1,0 +1,282 @@
+"""`BudgetSpanProcessor`: counts into the budgets the GenAI calls that other instrumentations traced.
+
+Calls made through our wrappers are settled by the wrappers themselves, whatever the sampler decided
+(an unsampled span never reaches a processor). This processor covers the rest: finished inference
+spans of other instrumentations (another provider SDK's, OpenLLMetry's, openinference's) that carry
+token counts. It prices those that have no cost of their own and settles them into the same ledger.
+
+Each call is counted once:
+
+- our own spans are skipped: the wrapper has settled them;
+- a span that starts while one of our calls is in progress (the Anthropic SDK starts its own CLIENT
+  span inside ours) is the same call, so it is skipped; so is a span that was current when one of
+  our calls began (an instrumentation that wraps the SDK outside ours);
+- only inference operations are counted (``chat``, ``text_completion``, ``generate_content``,
+  ``embeddings``), never agent or workflow spans, whose token counts sum their children's.
+
+It never blocks the thread that ends a span: pricing and the store's round trip happen on one
+background thread, fed by a bounded queue (spans beyond it are dropped and logged). Its memory is
+bounded. There is no `remove_span_processor`, so after `uninstrument()` it stays attached, inert.
+Only spans that were sampled reach it: an unsampled span of another instrumentation is not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_SYSTEM,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+)
+from opentelemetry.util.types import AttributeValue
+
+from ..attribution import call_attribution
+from ..call import CALL_IN_PROGRESS_KEY
+from ..pricing import PriceBook, price_usage
+from ..semconv import GEN_AI_USAGE_COST_AMOUNT, GEN_AI_USAGE_COST_CURRENCY
+from ..usage import TokenUsage
+from .guard import BudgetGuard, call_attributes
+
+_logger = logging.getLogger(__name__)
+
+INFERENCE_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+# The name the GenAI repository gives cache writes; the released conventions call it cache_creation.
+_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+MAX_TRACKED_SPANS: Final = 10_000
+MAX_PENDING_SPANS: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    attributes: Mapping[str, AttributeValue]
+    attribution: Mapping[str, AttributeValue]
+    ended_at: float
+
+
+class _BoundedMap:
+    """Span id -> value for spans still open, forgetting the oldest past `capacity` (spans never ended)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, object] = OrderedDict()
+
+    def put(self, span_id: int, value: object) -> None:
+        with self._lock:
+            self._items[span_id] = value
+            if len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def pop(self, span_id: int) -> object | None:
+        if not self._items:
+            return None
+        with self._lock:
+            return self._items.pop(span_id, None)
+
+
+class BudgetSpanProcessor(SpanProcessor):
+    def __init__(
+        self,
+        guard: BudgetGuard,
+        prices: PriceBook,
+        *,
+        own_scope: str,
+        baggage_attribution: frozenset[str] = frozenset(),
+        max_pending: int = MAX_PENDING_SPANS,
+    ) -> None:
+        self._guard = guard
+        self._prices = prices
+        self._own_scope = own_scope
+        self._baggage_attribution = baggage_attribution
+        self._covered = _BoundedMap(MAX_TRACKED_SPANS)
+        self._attribution = _BoundedMap(MAX_TRACKED_SPANS)
+        self._queue: queue.Queue[_Finished] = queue.Queue(max_pending)
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._active = True
+        self._dropped = 0
+        self._unpriced: set[tuple[str, str]] = set()
+
+    # ---- what our wrappers tell it ---------------------------------------------------------------
+
+    def cover(self, span_id: int) -> None:
+        """The span `span_id` was current when one of our calls began: its cost is that call's."""
+        if self._active and span_id:
+            self._covered.put(span_id, True)
+
+    # ---- SpanProcessor ---------------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not self._active:
+            return
+        try:
+            span_id = span.get_span_context().span_id
+            # The SDK passes the context the span was started with, or None for the current one.
+            if otel_context.get_value(CALL_IN_PROGRESS_KEY, parent_context) is not None:
+                self._covered.put(span_id, True)
+                return
+            attribution = call_attribution(self._baggage_attribution, parent_context)
+            if attribution:
+                self._attribution.put(span_id, attribution)
+        except Exception:
+            _logger.debug("tokenbudget: budget processor on_start failed", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not self._active:
+            return
+        try:
+            context = span.get_span_context()
+            span_id = context.span_id if context is not None else 0
+            covered = self._covered.pop(span_id)
+            attribution = self._attribution.pop(span_id)
+            if covered is not None:
+                return
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == self._own_scope:
+                return
+            attributes = span.attributes or {}
+            if attributes.get(GEN_AI_OPERATION_NAME) not in INFERENCE_OPERATIONS:
+                return
+            if GEN_AI_USAGE_INPUT_TOKENS not in attributes and GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
+                return
+            # The guard's clock, read as the span ends, rather than the span's end time: the same
+            # instant, measured as the wrappers measure it, so that both pick the same window.
+            finished = _Finished(
+                dict(attributes),
+                attribution if isinstance(attribution, Mapping) else {},
+                self._guard.now(),
+            )
+            self._enqueue(finished)
+        except Exception:
+            _logger.debug("tokenbudget: budget processor on_end failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        self.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait until every span handed over so far is settled, or the timeout passes."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def close(self) -> None:
+        self._active = False
+
+    # ---- the background thread -------------------------------------------------------------------
+
+    def _enqueue(self, finished: _Finished) -> None:
+        try:
+            self._queue.put_nowait(finished)
+        except queue.Full:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                _logger.warning(
+                    "tokenbudget: %d GenAI spans of other instrumentations were not counted into budgets:"
+                    " the queue of spans waiting to be priced is full",
+                    self._dropped,
+                )
+            return
+        if self._worker is None:
+            with self._worker_lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(
+                        target=self._work, name="tokenbudget-span-processor", daemon=True
+                    )
+                    self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                finished = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if not self._active:
+                    return
+                continue
+            try:
+                if self._active:
+                    self._settle(finished)
+            except Exception:
+                _logger.debug("tokenbudget: could not count a span into budgets", exc_info=True)
+            finally:
+                self._queue.task_done()
+
+    def _settle(self, finished: _Finished) -> None:
+        attributes = finished.attributes
+        provider = _text(attributes.get(GEN_AI_PROVIDER_NAME)) or _text(attributes.get(GEN_AI_SYSTEM))
+        model = _text(attributes.get(GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(GEN_AI_REQUEST_MODEL))
+        operation = _text(attributes.get(GEN_AI_OPERATION_NAME))
+        cost = self._cost(attributes, provider, model)
+        if cost is None:
+            return
+        matched = call_attributes(
+            {**attributes, **finished.attribution},
+            provider,
+            _text(attributes.get(GEN_AI_REQUEST_MODEL)) or model,
+            operation,
+        )
+        self._guard.record(matched, cost, finished.ended_at)
+
+    def _cost(self, attributes: Mapping[str, AttributeValue], provider: str, model: str) -> Decimal | None:
+        amount = attributes.get(GEN_AI_USAGE_COST_AMOUNT)
+        if isinstance(amount, (int, float)) and attributes.get(GEN_AI_USAGE_COST_CURRENCY, "USD") == "USD":
+            try:
+                return Decimal(str(amount))
+            except InvalidOperation:
+                return None
+        price = self._prices.lookup(provider, model) if provider and model else None
+        if price is None:
+            if (provider, model) not in self._unpriced:
+                self._unpriced.add((provider, model))
+                _logger.warning(
+                    "tokenbudget: a span of another instrumentation for model %r of provider %r has tokens"
+                    " but no known price, so budgets cannot count it; pass prices={%r: {...}} to price it",
+                    model,
+                    provider,
+                    model,
+                )
+            return None
+        cache_read = _count(attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
+        cache_write = _count(attributes.get(_CACHE_WRITE_INPUT_TOKENS)) or _count(
+            attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+        )
+        # The conventions count cached tokens inside input_tokens; a span without input_tokens (the
+        # Anthropic SDK's own) is at least its cached tokens.
+        input_tokens = attributes.get(GEN_AI_USAGE_INPUT_TOKENS)
+        usage = TokenUsage(
+            input_tokens=_count(input_tokens) if input_tokens is not None else cache_read + cache_write,
+            output_tokens=_count(attributes.get(GEN_AI_USAGE_OUTPUT_TOKENS)),
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+        )
+        return price_usage(price, usage).total
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
