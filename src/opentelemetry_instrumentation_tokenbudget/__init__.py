@@ -20,12 +20,16 @@ attribution attributes. See ``TokenBudgetInstrumentor`` for the options and the 
 """
 
 from .attribution import cost_attributes, current_cost_attributes
+from .budgets import Budget, BudgetConfigError, ThresholdEvent
 from .errors import BudgetExceededError
 from .instrumentor import TokenBudgetInstrumentor
 from .version import __version__
 
 __all__ = [
+    "Budget",
+    "BudgetConfigError",
     "BudgetExceededError",
+    "ThresholdEvent",
     "TokenBudgetInstrumentor",
     "__version__",
     "cost_attributes",
