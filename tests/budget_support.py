@@ -72,7 +72,5 @@ def ledger(store: SpendStore, budget: Budget, now: float, group: str = "") -> Ba
 
 def span_costs(telemetry: Telemetry) -> Decimal:
     """The sum of the cost attributes of our spans, each read back exactly as its decimal value."""
-    return sum(
-        (Decimal(repr(span.attributes["gen_ai.usage.cost.amount"])) for span in telemetry.our_spans()),
-        Decimal(0),
-    )
+    amounts = [(span.attributes or {}).get("gen_ai.usage.cost.amount") for span in telemetry.our_spans()]
+    return sum((Decimal(repr(amount)) for amount in amounts if amount is not None), Decimal(0))

@@ -12,7 +12,7 @@ def format_usd(amount: Decimal) -> str:
     return f"${whole}.{fraction.ljust(2, '0')}"
 
 
-def _resets(resets_at: datetime | None) -> str:
+def describe_reset(resets_at: datetime | None) -> str:
     if resets_at is None:
         return "the budget has no window, so it never resets"
     return f"the window resets at {resets_at.isoformat()}"
@@ -53,7 +53,7 @@ class BudgetExceededError(Exception):
             f" + reserved by calls in flight {format_usd(reserved_usd)}"
             f" + this call's estimate {format_usd(estimate_usd)}"
             f" = {format_usd(spent_usd + reserved_usd + estimate_usd)} would pass the limit of"
-            f" {format_usd(limit_usd)}; {_resets(resets_at)}"
+            f" {format_usd(limit_usd)}; {describe_reset(resets_at)}"
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,8 +44,6 @@ from .store_health import StoreHealth
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_METRIC_GROUPS: Final = 100
-# The three gauges are collected one after the other; one store read serves them all.
-_SNAPSHOT_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +119,15 @@ class BudgetGauges:
         tracker: GroupTracker,
         health: StoreHealth,
         clock: Callable[[], float],
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._budgets = tuple(budgets)
         self._store = store
         self._tracker = tracker
         self._health = health
         self._clock = clock
-        self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._snapshot: tuple[float, list[_Row]] = (float("-inf"), [])
+        self._snapshot: list[_Row] | None = None
+        self._served: set[str] = set()
         self._active = True
         meter.create_observable_gauge(
             TOKENBUDGET_BUDGET_SPEND,
@@ -156,35 +152,37 @@ class BudgetGauges:
         self._active = False
 
     def _observe_usage(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(float(picodollars_to_usd(row.spent)), _attributes(row)) for row in self._rows()]
+        return [
+            Observation(float(picodollars_to_usd(row.spent)), _attributes(row)) for row in self._rows("usage")
+        ]
 
     def _observe_limit(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(float(row.budget.limit_usd), _attributes(row)) for row in self._rows()]
+        return [Observation(float(row.budget.limit_usd), _attributes(row)) for row in self._rows("limit")]
 
     def _observe_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(float(Decimal(row.spent) / row.budget.limit), _attributes(row))
-            for row in self._rows()
+            for row in self._rows("utilization")
             if row.budget.limit > 0
         ]
 
-    def _rows(self) -> list[_Row]:
+    def _rows(self, gauge: str) -> list[_Row]:
+        """The rows of this collection: one store read serves the three gauges of one collection, and
+        a gauge asking again means a new collection has begun."""
         if not self._active:
             return []
         with self._lock:
-            taken_at, rows = self._snapshot
-            now = self._monotonic()
-            if now - taken_at < _SNAPSHOT_SECONDS:
-                return rows
-            try:
-                rows = self._read()
-            except Exception as error:
-                self._health.failed("a metrics read", error)
-                rows = []
-            else:
-                self._health.succeeded()
-            self._snapshot = (now, rows)
-            return rows
+            if gauge in self._served or self._snapshot is None:
+                self._served.clear()
+                try:
+                    self._snapshot = self._read()
+                except Exception as error:
+                    self._health.failed("a metrics read", error)
+                    self._snapshot = []
+                else:
+                    self._health.succeeded()
+            self._served.add(gauge)
+            return self._snapshot
 
     def _read(self) -> list[_Row]:
         now = self._clock()

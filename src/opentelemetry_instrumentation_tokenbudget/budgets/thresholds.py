@@ -26,7 +26,7 @@ from opentelemetry.metrics import Counter
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from ..errors import format_usd
+from ..errors import describe_reset, format_usd
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_GROUP,
@@ -99,15 +99,14 @@ class ThresholdNotifier:
             window_start=charge.window.starts_at,
             resets_at=charge.window.resets_at,
         )
-        resets = "never resets" if event.resets_at is None else f"resets at {event.resets_at.isoformat()}"
         _logger.warning(
-            "tokenbudget: budget %r%s passed %s%% of its limit: spent %s of %s in the window that %s",
+            "tokenbudget: budget %r%s passed %s%% of its limit: spent %s of %s; %s",
             budget.name,
             f" for {charge.group}" if charge.group else "",
             f"{(threshold * 100).normalize():f}",
             format_usd(event.spent_usd),
             format_usd(event.limit_usd),
-            resets,
+            describe_reset(event.resets_at),
         )
         attributes: dict[str, AttributeValue] = {
             TOKENBUDGET_BUDGET_NAME: budget.name,
