@@ -57,10 +57,9 @@ class StoreHealth:
             )
         else:
             _logger.warning(
-                "tokenbudget: the spend store %s is still failing (%d failed operations, the last on %s:"
-                " %s); %s",
+                "tokenbudget: the spend store %s is still failing (%s, the last on %s: %s); %s",
                 self._store,
-                failures,
+                _operations(failures),
                 operation,
                 error,
                 self._policy,
@@ -73,8 +72,12 @@ class StoreHealth:
             failures, self._failures = self._failures, 0
         if failures:
             _logger.warning(
-                "tokenbudget: the spend store %s answers again after %d failed operations; calls admitted"
-                " meanwhile were not reserved, and the spend of those that settled meanwhile is missing",
+                "tokenbudget: the spend store %s answers again after %s; calls admitted meanwhile were not"
+                " reserved, and the spend of those that settled meanwhile is missing",
                 self._store,
-                failures,
+                _operations(failures),
             )
+
+
+def _operations(count: int) -> str:
+    return "1 failed operation" if count == 1 else f"{count} failed operations"
