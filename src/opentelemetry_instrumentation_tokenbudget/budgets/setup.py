@@ -27,7 +27,7 @@ from .config_file import CONFIG_ENV, budget_from_table, read_config_file
 from .estimate import CostEstimator
 from .guard import ON_STORE_ERROR, BudgetGuard, OnStoreError
 from .spec import Budget, BudgetConfigError
-from .store import SpendStore
+from .store import SpendStore, StoreError
 from .store_health import StoreHealth
 from .thresholds import ThresholdCallback, ThresholdNotifier
 
@@ -48,6 +48,8 @@ class Options:
     baggage_attribution: frozenset[str]
     budgets: tuple[Budget, ...]
     store: str | SpendStore
+    store_source: str
+    """Where `store` was given ("instrument()", the file, or "default"), for error messages."""
     on_store_error: OnStoreError
     on_threshold: ThresholdCallback | None
     clock: Callable[[], float] | None
@@ -99,6 +101,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         baggage_attribution=_baggage(baggage, baggage_where),
         budgets=_budgets(budgets, budgets_where),
         store=_store(store, store_where),
+        store_source=store_where,
         on_store_error=on_store_error,
         on_threshold=on_threshold,
         clock=clock,
@@ -207,7 +210,7 @@ def install_budgets(
     if not options.budgets:
         return None
     clock = options.clock or time.time
-    store, store_name, owns_store = _open_store(options.store, options.clock)
+    store, store_name, owns_store = _open_store(options.store, options.store_source, options.clock)
     health = StoreHealth(store_name, options.on_store_error)
     counters = create_budget_counters(meter)
     tracker = GroupTracker(options.max_metric_groups)
@@ -232,7 +235,9 @@ def install_budgets(
     return InstalledBudgets(guard, gauges, processor, store, owns_store)
 
 
-def _open_store(store: str | SpendStore, clock: Callable[[], float] | None) -> tuple[SpendStore, str, bool]:
+def _open_store(
+    store: str | SpendStore, source: str, clock: Callable[[], float] | None
+) -> tuple[SpendStore, str, bool]:
     if not isinstance(store, str):
         return store, type(store).__name__, False
     from .stores import open_store
@@ -240,7 +245,10 @@ def _open_store(store: str | SpendStore, clock: Callable[[], float] | None) -> t
     # The memory and SQLite stores expire entries by their own clock; with an injected clock (tests,
     # simulations) they must share it, or windows in the clock's past would read as expired.
     local = store in ("memory", "memory://") or store.startswith("sqlite:")
-    opened = open_store(store, clock=clock) if clock is not None and local else open_store(store)
+    try:
+        opened = open_store(store, clock=clock) if clock is not None and local else open_store(store)
+    except (ValueError, StoreError, OSError) as error:
+        raise BudgetConfigError(f"{source}: store={redact(store)!r}: {error}") from None
     return opened, redact(store), True
 
 
