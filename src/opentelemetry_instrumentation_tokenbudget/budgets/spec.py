@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta, tzinfo
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Final, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,6 +69,7 @@ class Budget:
         "limit_usd",
         "match",
         "name",
+        "threshold_levels",
         "thresholds",
         "window",
     )
@@ -82,6 +83,8 @@ class Budget:
     group_by: tuple[str, ...]
     action: Action
     thresholds: tuple[Decimal, ...]
+    threshold_levels: tuple[int, ...]
+    """The spend in picodollars at which each threshold is reached (rounded up)."""
 
     def __init__(
         self,
@@ -111,6 +114,10 @@ class Budget:
             raise BudgetConfigError(f"{where}: action={action!r}: expected 'block' or 'warn'")
         self.action = action
         self.thresholds = _thresholds(where, thresholds)
+        self.threshold_levels = tuple(
+            int((fraction * self.limit).to_integral_value(rounding=ROUND_CEILING))
+            for fraction in self.thresholds
+        )
 
     @property
     def blocking(self) -> bool:

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from opentelemetry.metrics import Counter
 from opentelemetry.trace import Span
@@ -60,11 +60,6 @@ class ThresholdEvent:
 ThresholdCallback = Callable[[ThresholdEvent], object]
 
 
-def threshold_level(limit: int, threshold: Decimal) -> int:
-    """The spend, in picodollars, at which `threshold` of `limit` is reached."""
-    return int((threshold * limit).to_integral_value(rounding=ROUND_CEILING))
-
-
 class ThresholdNotifier:
     def __init__(self, crossings: Counter, callback: ThresholdCallback | None) -> None:
         self._crossings = crossings
@@ -82,8 +77,7 @@ class ThresholdNotifier:
                 continue
             after = balance.spent
             before = after - amount
-            for threshold in budget.thresholds:
-                level = threshold_level(budget.limit, threshold)
+            for threshold, level in zip(budget.thresholds, budget.threshold_levels, strict=True):
                 if before < level <= after:
                     self._fire(charge, threshold, after, span)
 

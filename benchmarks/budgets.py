@@ -1,0 +1,118 @@
+"""What a budget costs per call: reserve before the request and settle after it, for each store.
+
+The real OpenAI SDK talks to the in-process fake provider (`httpx2.MockTransport`), instrumented with
+an SDK TracerProvider and MeterProvider in both cases; times are wall-clock, one thread. Each round
+measures the same calls bare, instrumented without budgets, and then with one blocking daily budget
+and one per-user warn budget kept in each store; rounds alternate, and the figures are medians over
+rounds, so drift of the machine cancels out.
+The limits are high enough that no call is refused.
+
+    python benchmarks/budgets.py [--rounds 10] [--calls 200] [--json benchmarks/results/budgets.json]
+
+Redis needs `redis-server` on PATH (a throwaway one is started on a loopback port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrumentor, cost_attributes
+from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.redis_server import running_redis_server
+
+MESSAGES = [{"role": "user", "content": "Say this is a test"}]
+BUDGETS = [
+    Budget("daily", 1_000_000, "day"),
+    Budget("per-user", 1_000_000, "day", group_by=["user.id"], action="warn"),
+]
+
+
+def _client() -> openai.OpenAI:
+    http = httpx2.Client(transport=FakeProvider().transport())
+    return openai.OpenAI(api_key="k", base_url="https://api.openai.com/v1", http_client=http, max_retries=0)
+
+
+def _measure(calls: int, client: openai.OpenAI) -> float:
+    """Wall-clock seconds per call: a store's round trips are waiting, not CPU, and the caller pays them."""
+    start = time.perf_counter()
+    with cost_attributes(user="u-42", feature="bench"):
+        for _ in range(calls):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+    return (time.perf_counter() - start) / calls
+
+
+def _instrumented(calls: int, client: openai.OpenAI, **options: Any) -> float:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentor = TokenBudgetInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
+    try:
+        _measure(10, client)  # warm: price look-up, store connection, first window
+        return _measure(calls, client)
+    finally:
+        instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+
+def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
+    client = _client()
+    _instrumented(50, client)  # import genai-prices and warm the SDK before measuring anything
+    per_round: dict[str, list[float]] = {"bare": [], "no budgets": [], **{name: [] for name in stores}}
+    for _ in range(rounds):
+        per_round["bare"].append(_measure(calls, client))
+        per_round["no budgets"].append(_instrumented(calls, client))
+        for name, url in stores.items():
+            per_round[name].append(_instrumented(calls, client, budgets=BUDGETS, store=url))
+    baseline = statistics.median(per_round["no budgets"])
+    results: dict[str, Any] = {"rounds": rounds, "calls_per_round": calls, "per_call_us": {}, "ratio": {}}
+    for name, seconds in per_round.items():
+        median = statistics.median(seconds)
+        results["per_call_us"][name] = round(median * 1e6, 1)
+        results["ratio"][name] = round(median / baseline, 3)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--json", type=Path)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory, running_redis_server() as server:
+        stores = {
+            "memory": "memory",
+            "sqlite": f"sqlite:///{directory}/spend.db",
+            "redis": server.url,
+        }
+        results = run(options.rounds, options.calls, stores)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if options.json is not None:
+        options.json.parent.mkdir(parents=True, exist_ok=True)
+        options.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
