@@ -28,7 +28,7 @@ from .wrappers import async_wrapper, sync_wrapper
 
 _logger = logging.getLogger(__name__)
 
-_SCOPE = "opentelemetry_instrumentation_tokenbudget"
+INSTRUMENTATION_SCOPE = "opentelemetry_instrumentation_tokenbudget"
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 _PROVIDER_PACKAGES = {"openai": openai_provider.targets, "anthropic": anthropic_provider.targets}
 
@@ -83,15 +83,17 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             base_url_providers=options.base_url_providers,
             baggage_attribution=options.baggage_attribution,
         )
-        meter = metrics.get_meter(_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
+        meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
         runtime = Runtime(
-            tracer=trace.get_tracer(_SCOPE, __version__, tracer_provider, schema_url=_SCHEMA_URL),
+            tracer=trace.get_tracer(
+                INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=_SCHEMA_URL
+            ),
             instruments=create_call_instruments(meter),
             prices=PriceBook(options.prices),
             settings=settings,
         )
         self._budgets: InstalledBudgets | None = install_budgets(
-            runtime, options, tracer_provider, meter, _SCOPE
+            runtime, options, tracer_provider, meter, INSTRUMENTATION_SCOPE
         )
         self._runtime = runtime
         self._wrapped: list[Target] = []

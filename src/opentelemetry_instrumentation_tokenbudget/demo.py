@@ -1,0 +1,209 @@
+"""The demo: real OpenAI and Anthropic SDK calls, instrumented, against the bundled fake provider.
+
+No API key and no network: `testing.fake_server` answers on 127.0.0.1 the way the two APIs do (same
+JSON, same streams, same usage blocks), with token counts of its own making. Prices are the real
+published ones from genai-prices, so the costs are what these calls would cost.
+
+Run it with ``./run demo`` (or ``python -m opentelemetry_instrumentation_tokenbudget.demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from . import Budget, BudgetExceededError, TokenBudgetInstrumentor, cost_attributes
+from .instrumentor import INSTRUMENTATION_SCOPE
+from .testing.fake_server import FakeProviderServer
+
+_ATTRIBUTION_LABELS = {"tokenbudget.project": "project", "tokenbudget.feature": "feature", "user.id": "user"}
+QUESTION = "In two sentences, why do token budgets matter for LLM applications in production?"
+
+
+def _openai_calls(openai_client: Any, local_client: Any) -> list[tuple[str, Callable[[], Any]]]:
+    def chat() -> Any:
+        return openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], max_completion_tokens=200
+        )
+
+    def chat_stream() -> Any:
+        # No stream_options: the instrumentation asks for usage itself and hides that chunk.
+        stream = openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+        return "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+
+    def responses() -> Any:
+        return openai_client.responses.create(model="gpt-4.1-nano", input=QUESTION)
+
+    def cached() -> Any:
+        long_prompt = "You are a careful assistant. " * 200
+        for _ in range(2):
+            openai_client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "system", "content": long_prompt}, {"role": "user", "content": QUESTION}],
+                prompt_cache_key="demo-cache",
+            )
+
+    def embeddings() -> Any:
+        return openai_client.embeddings.create(model="text-embedding-3-small", input=[QUESTION, "budgets"])
+
+    def local_model() -> Any:
+        return local_client.chat.completions.create(
+            model="llama3.1:8b", messages=[{"role": "user", "content": QUESTION}]
+        )
+
+    return [
+        ("openai chat", chat),
+        ("openai chat, streamed", chat_stream),
+        ("openai responses", responses),
+        ("openai chat, prompt cache (x2)", cached),
+        ("openai embeddings", embeddings),
+        ("local model (OpenAI SDK, local base_url)", local_model),
+    ]
+
+
+def _anthropic_calls(client: Any) -> list[tuple[str, Callable[[], Any]]]:
+    def create() -> Any:
+        return client.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=300, messages=[{"role": "user", "content": QUESTION}]
+        )
+
+    def stream() -> Any:
+        with client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=300, messages=[{"role": "user", "content": QUESTION}]
+        ) as events:
+            return events.get_final_text()
+
+    return [("anthropic messages", create), ("anthropic messages.stream()", stream)]
+
+
+def _print_spans(spans: Sequence[ReadableSpan]) -> None:
+    print(f"\n{'span':34} {'provider':18} {'in':>6} {'out':>5} {'cache':>6} {'cost USD':>12}  attribution")
+    for span in spans:
+        attributes = span.attributes or {}
+        cost = attributes.get("gen_ai.usage.cost.amount")
+        cache = attributes.get("gen_ai.usage.cache_read.input_tokens", 0)
+        who = ",".join(
+            f"{label}={attributes[key]!s}" for key, label in _ATTRIBUTION_LABELS.items() if key in attributes
+        )
+        print(
+            f"{span.name[:34]:34} {attributes.get('gen_ai.provider.name', '')!s:18}"
+            f" {attributes.get('gen_ai.usage.input_tokens', '-')!s:>6}"
+            f" {attributes.get('gen_ai.usage.output_tokens', '-')!s:>5} {cache!s:>6}"
+            f" {'unpriced' if cost is None else f'{Decimal(str(cost)):.8f}':>12}  {who}"
+        )
+
+
+def _print_spend(spans: Sequence[ReadableSpan], key: str, title: str) -> None:
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    calls: dict[str, int] = defaultdict(int)
+    for span in spans:
+        attributes = span.attributes or {}
+        cost = attributes.get("gen_ai.usage.cost.amount")
+        if cost is None:
+            continue
+        group = str(attributes.get(key, "(none)"))
+        spend[group] += Decimal(str(cost))
+        calls[group] += 1
+    print(f"\nspend by {title}")
+    for group, amount in sorted(spend.items(), key=lambda item: -item[1]):
+        print(f"  {group:34} {calls[group]:>3} calls  ${amount:.8f}")
+    print(f"  {'total':34} {sum(calls.values()):>3} calls  ${sum(spend.values(), Decimal(0)):.8f}")
+
+
+def _runaway_loop(client: Any, budget: Budget) -> None:
+    """An agent stuck in a loop, the case budgets exist for: the budget refuses the call that would pass
+    the limit, before it is sent, while another user of the same feature is still served."""
+    admitted = 0
+    with cost_attributes(project="acme", feature="agent", user="u-loop"):
+        for _ in range(1000):
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": QUESTION}],
+                    max_completion_tokens=200,
+                )
+            except BudgetExceededError as refused:
+                print(f"\nrunaway loop of u-loop: {admitted} calls admitted, then refused:\n  {refused}")
+                break
+            admitted += 1
+    with cost_attributes(project="acme", feature="agent", user="u-other"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}])
+    print(f"u-other, same feature, own group of budget {budget.name!r}: still served")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+
+    import anthropic
+    import openai
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    agent_budget = Budget(
+        "agent-per-user",
+        limit_usd=0.0005,
+        window="day",
+        match={"tokenbudget.feature": "agent"},
+        group_by=["user.id"],
+    )
+
+    with FakeProviderServer() as server:
+        print(f"fake provider (bundled, no network, no key) on {server.base_url_openai}")
+        instrumentor = TokenBudgetInstrumentor()
+        instrumentor.instrument(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            budgets=[agent_budget],
+            # The fake stands in for api.openai.com; a real deployment needs no such line.
+            base_url_providers={server.base_url_openai: "openai"},
+        )
+        try:
+            openai_client = openai.OpenAI(api_key="demo", base_url=server.base_url_openai)
+            local_base_url = server.base_url_openai.replace("127.0.0.1", "localhost")
+            local_client = openai.OpenAI(api_key="demo", base_url=local_base_url)
+            anthropic_client = anthropic.Anthropic(api_key="demo", base_url=server.base_url_anthropic)
+            calls = _openai_calls(openai_client, local_client) + _anthropic_calls(anthropic_client)
+            for index, (_, call) in enumerate(calls):
+                user = f"u-{index % 3}"
+                feature = "search" if index % 2 else "summarise"
+                with cost_attributes(project="acme", feature=feature, user=user):
+                    call()
+            spans = _our_spans(exporter.get_finished_spans())
+            _print_spans(spans)
+            _runaway_loop(openai_client, agent_budget)
+        finally:
+            instrumentor.uninstrument()
+
+    spans = _our_spans(exporter.get_finished_spans())
+    _print_spend(spans, "gen_ai.request.model", "model")
+    _print_spend(spans, "tokenbudget.feature", "feature")
+    _print_spend(spans, "user.id", "user")
+    return 0
+
+
+def _our_spans(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    return [
+        span
+        for span in spans
+        if span.instrumentation_scope is not None and span.instrumentation_scope.name == INSTRUMENTATION_SCOPE
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
