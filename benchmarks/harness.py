@@ -1,0 +1,414 @@
+"""The overhead harness shared by every instrumentation we compare: scenarios, telemetry, rounds.
+
+It imports only the provider SDKs and the OpenTelemetry SDK, never our package at module level, so
+that it runs unchanged in the virtual environment of a peer instrumentation (see `run.py`).
+
+- The real OpenAI and Anthropic SDKs talk to an in-process `httpx2.MockTransport` that answers with
+  prepared bodies: what is timed is the CPU of the SDK plus what the instrumentation adds.
+- Every instrumentation gets the same telemetry: an SDK `TracerProvider` with a `BatchSpanProcessor`
+  (the production default) exporting to `CountingExporter`, which keeps counts and drops the spans,
+  and an SDK `MeterProvider` with an `InMemoryMetricReader` (aggregation happens on each record;
+  nothing is exported during the timing).
+- An `Instrumentor` says how to switch an instrumentation on and off and which scenarios it covers;
+  a scenario it does not cover is reported as n/a.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+STREAM_CHUNKS = 200
+MESSAGES = [{"role": "user", "content": "Say this is a test"}]
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+
+OPENAI_CHAT = "openai chat"
+OPENAI_CHAT_STREAM = f"openai chat stream ({STREAM_CHUNKS} chunks)"
+ANTHROPIC_MESSAGES = "anthropic messages"
+ANTHROPIC_MESSAGES_STREAM = f"anthropic messages stream ({STREAM_CHUNKS} events)"
+SCENARIOS = (OPENAI_CHAT, OPENAI_CHAT_STREAM, ANTHROPIC_MESSAGES, ANTHROPIC_MESSAGES_STREAM)
+
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+PROMPT_TOKENS_OLD = "gen_ai.usage.prompt_tokens"
+COST_AMOUNT = "gen_ai.usage.cost.amount"
+
+
+# ---- the provider's answers -------------------------------------------------------------------------
+
+
+def chat_body() -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1_760_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "This is a test."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        }
+    ).encode()
+
+
+def chat_stream_body(include_usage: bool) -> bytes:
+    def chunk(delta: dict[str, Any], finish: str | None) -> str:
+        body = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1_760_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    events = [chunk({"content": f"w{index} "}, None) for index in range(STREAM_CHUNKS - 1)]
+    events.append(chunk({}, "stop"))
+    if include_usage:
+        usage = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1_760_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 12,
+                "completion_tokens": STREAM_CHUNKS,
+                "total_tokens": 12 + STREAM_CHUNKS,
+            },
+        }
+        events.append(f"data: {json.dumps(usage)}\n\n")
+    events.append("data: [DONE]\n\n")
+    return "".join(events).encode()
+
+
+def message_body() -> bytes:
+    return json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": ANTHROPIC_MODEL,
+            "content": [{"type": "text", "text": "This is a test."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 5},
+        }
+    ).encode()
+
+
+def message_stream_body() -> bytes:
+    def event(name: str, data: dict[str, Any]) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    start = {
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": ANTHROPIC_MODEL,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        }
+    }
+    events = [
+        event("message_start", start),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    events += [
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{index} "}})
+        for index in range(STREAM_CHUNKS - 4)
+    ]
+    events.append(event("content_block_stop", {"index": 0}))
+    events.append(
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": STREAM_CHUNKS},
+            },
+        )
+    )
+    events.append(event("message_stop", {}))
+    return "".join(events).encode()
+
+
+def transport(
+    json_body: bytes, stream_body: bytes, stream_body_with_usage: bytes | None = None
+) -> httpx2.MockTransport:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        payload = json.loads(request.content)
+        if not payload.get("stream"):
+            return httpx2.Response(200, headers={"content-type": "application/json"}, content=json_body)
+        # An instrumentation that asks for stream usage gets the extra usage chunk, as from the API.
+        wants_usage = (payload.get("stream_options") or {}).get("include_usage")
+        body = stream_body_with_usage if wants_usage and stream_body_with_usage else stream_body
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    return httpx2.MockTransport(handle)
+
+
+def openai_client() -> openai.OpenAI:
+    http = httpx2.Client(transport=transport(chat_body(), chat_stream_body(False), chat_stream_body(True)))
+    return openai.OpenAI(api_key="k", http_client=http, max_retries=0)
+
+
+def anthropic_client() -> anthropic.Anthropic:
+    http = httpx2.Client(transport=transport(message_body(), message_stream_body()))
+    return anthropic.Anthropic(api_key="k", http_client=http, max_retries=0)
+
+
+def scenarios() -> dict[str, Callable[[], Any]]:
+    oai = openai_client()
+    anth = anthropic_client()
+
+    def openai_chat() -> Any:
+        return oai.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
+
+    def openai_chat_stream() -> Any:
+        for _ in oai.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES, stream=True):
+            pass
+
+    def anthropic_messages() -> Any:
+        return anth.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, messages=MESSAGES)
+
+    def anthropic_messages_stream() -> Any:
+        for _ in anth.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, messages=MESSAGES, stream=True):
+            pass
+
+    return {
+        OPENAI_CHAT: openai_chat,
+        OPENAI_CHAT_STREAM: openai_chat_stream,
+        ANTHROPIC_MESSAGES: anthropic_messages,
+        ANTHROPIC_MESSAGES_STREAM: anthropic_messages_stream,
+    }
+
+
+# ---- telemetry --------------------------------------------------------------------------------------
+
+
+class CountingExporter(SpanExporter):
+    """Drops every span after counting it, and counting those that carry tokens and a cost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spans = 0
+        self.with_tokens = 0
+        self.with_cost = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        tokens = cost = 0
+        for span in spans:
+            attributes = span.attributes or {}
+            tokens += INPUT_TOKENS in attributes or PROMPT_TOKENS_OLD in attributes
+            cost += COST_AMOUNT in attributes
+        with self._lock:
+            self.spans += len(spans)
+            self.with_tokens += tokens
+            self.with_cost += cost
+        return SpanExportResult.SUCCESS
+
+    def take(self) -> tuple[int, int, int]:
+        with self._lock:
+            counts = (self.spans, self.with_tokens, self.with_cost)
+            self.spans = self.with_tokens = self.with_cost = 0
+        return counts
+
+    def shutdown(self) -> None:
+        pass
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    exporter: CountingExporter
+
+    def drain(self) -> tuple[int, int, int]:
+        """(spans, spans with tokens, spans with cost) exported since the last drain."""
+        self.tracer_provider.force_flush()
+        return self.exporter.take()
+
+
+def telemetry() -> Telemetry:
+    exporter = CountingExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return Telemetry(tracer_provider, meter_provider, exporter)
+
+
+# ---- the instrumentations compared ------------------------------------------------------------------
+
+
+@dataclass
+class Instrumentor:
+    """How to switch one instrumentation on and off, and what it covers."""
+
+    name: str
+    covers: frozenset[str]
+    make: Callable[[], list[Any]]
+    """Returns the BaseInstrumentor objects (one per SDK for instrumentations that split them)."""
+    requires_cost: bool = False
+    instruments: list[Any] = field(default_factory=list)
+
+    def instrument(self, tele: Telemetry) -> None:
+        if not self.instruments:
+            self.instruments = self.make()
+        for instrumentor in self.instruments:
+            instrumentor.instrument(tracer_provider=tele.tracer_provider, meter_provider=tele.meter_provider)
+
+    def uninstrument(self) -> None:
+        for instrumentor in self.instruments:
+            instrumentor.uninstrument()
+
+
+def _ours() -> list[Any]:
+    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
+
+    return [TokenBudgetInstrumentor()]
+
+
+def _openllmetry() -> list[Any]:
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    return [OpenAIInstrumentor(), AnthropicInstrumentor()]
+
+
+def _openai_v2() -> list[Any]:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    return [OpenAIInstrumentor()]
+
+
+INSTRUMENTORS: dict[str, Callable[[], Instrumentor]] = {
+    "ours": lambda: Instrumentor("ours", frozenset(SCENARIOS), _ours, requires_cost=True),
+    "openllmetry": lambda: Instrumentor("openllmetry", frozenset(SCENARIOS), _openllmetry),
+    "openai-v2": lambda: Instrumentor("openai-v2", frozenset({OPENAI_CHAT, OPENAI_CHAT_STREAM}), _openai_v2),
+}
+
+
+# ---- measuring --------------------------------------------------------------------------------------
+
+
+def time_calls(call: Callable[[], Any], calls: int) -> float:
+    """Wall-clock seconds per call."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls
+
+
+def calls_for(call: Callable[[], Any], target_seconds: float) -> int:
+    """Calls for a half-round of about `target_seconds`: streams and plain calls weigh alike."""
+    per_call = time_calls(call, 5)
+    return max(10, round(target_seconds / per_call))
+
+
+class SpanCheckError(AssertionError):
+    """An instrumented round did not produce one span per call (or, for ours, a cost on each)."""
+
+
+def check_spans(instrumentor: Instrumentor, scenario: str, calls: int, counts: tuple[int, int, int]) -> None:
+    spans, _, with_cost = counts
+    if spans != calls:
+        raise SpanCheckError(f"{instrumentor.name}, {scenario}: {spans} spans for {calls} calls")
+    if instrumentor.requires_cost and with_cost != calls:
+        raise SpanCheckError(f"{instrumentor.name}, {scenario}: {with_cost} of {calls} spans have a cost")
+
+
+def summarize(
+    scenario: str, bare: list[float], instrumented: list[float], calls: int, counts: tuple[int, int, int]
+) -> dict[str, Any]:
+    ratios = sorted(i / b for b, i in zip(bare, instrumented, strict=True))
+    spans, with_tokens, with_cost = counts
+    return {
+        "scenario": scenario,
+        "bare_us": statistics.median(bare) * 1e6,
+        "instrumented_us": statistics.median(instrumented) * 1e6,
+        "ratio_median": statistics.median(ratios),
+        "ratio_p25": ratios[len(ratios) // 4],
+        "ratio_p75": ratios[(3 * len(ratios)) // 4],
+        "ratio_min": ratios[0],
+        "ratio_max": ratios[-1],
+        "rounds": len(ratios),
+        "calls_per_round": calls,
+        # Of the spans of the instrumented rounds: which recorded the token usage, which a cost.
+        "spans_with_tokens": with_tokens / spans if spans else 0.0,
+        "spans_with_cost": with_cost / spans if spans else 0.0,
+    }
+
+
+def measure_in_process(
+    instrumentor: Instrumentor, rounds: int, target_seconds: float
+) -> list[dict[str, Any]]:
+    """Alternate bare and instrumented rounds in this process: instrument, measure, uninstrument."""
+    tele = telemetry()
+    results = []
+    for name, call in scenarios().items():
+        if name not in instrumentor.covers:
+            results.append({"scenario": name, "ratio_median": None})
+            continue
+        for _ in range(20):
+            call()  # the SDK's lazy paths
+        instrumentor.instrument(tele)
+        for _ in range(20):
+            call()  # the instrumentation's lazy paths (price data, stream classes)
+        instrumentor.uninstrument()
+        tele.drain()
+        calls = calls_for(call, target_seconds)
+        bare_times, instrumented_times = [], []
+        totals = [0, 0, 0]
+        for _ in range(rounds):
+            bare_times.append(time_calls(call, calls))
+            instrumentor.instrument(tele)
+            instrumented_times.append(time_calls(call, calls))
+            instrumentor.uninstrument()
+            counts = tele.drain()
+            check_spans(instrumentor, name, calls, counts)
+            totals = [total + count for total, count in zip(totals, counts, strict=True)]
+        results.append(
+            summarize(name, bare_times, instrumented_times, calls, (totals[0], totals[1], totals[2]))
+        )
+    return results
+
+
+def measure_one_process(instrumentor: Instrumentor | None, calls: dict[str, int]) -> dict[str, Any]:
+    """One round in a fresh process, bare (None) or instrumented from the start; see `overhead.py`."""
+    tele = telemetry()
+    if instrumentor is not None:
+        instrumentor.instrument(tele)
+    out: dict[str, Any] = {}
+    for name, call in scenarios().items():
+        if name not in calls:
+            continue
+        for _ in range(40):
+            call()
+        tele.drain()
+        seconds = time_calls(call, calls[name])
+        counts = tele.drain()
+        if instrumentor is not None:
+            check_spans(instrumentor, name, calls[name], counts)
+        out[name] = {"seconds": seconds, "counts": list(counts)}
+    return out
