@@ -205,7 +205,6 @@ def _anthropic_apis() -> list[Api]:
         ]
     # Structured outputs: a request like any other, which must be counted like any other. Only the
     # beta resource offers it through `with_raw_response`.
-    unwrapped = "messages.parse posts by itself, not through create, and is not wrapped: no span"
     apis += [
         Api(
             "anthropic",
@@ -215,7 +214,6 @@ def _anthropic_apis() -> list[Api]:
             MESSAGES_REQUEST,
             "chat",
             CLAUDE_HAIKU_4_5,
-            xfail={"plain": unwrapped},
         ),
         Api(
             "anthropic",
@@ -225,7 +223,6 @@ def _anthropic_apis() -> list[Api]:
             MESSAGES_REQUEST,
             "chat",
             CLAUDE_HAIKU_4_5,
-            xfail={"plain": unwrapped, "with_raw_response": unwrapped},
         ),
     ]
     return apis

@@ -1,4 +1,5 @@
-"""Anthropic: `messages.create` (plain and streamed), `messages.stream()`, and the same under `beta`."""
+"""Anthropic: `messages.create` (plain and streamed), `messages.parse`, `messages.stream()`, and the same
+under `beta`."""
 
 from __future__ import annotations
 
@@ -174,5 +175,7 @@ def targets(settings: Settings) -> list[Target]:
     for module in ("anthropic.resources.messages.messages", "anthropic.resources.beta.messages.messages"):
         for class_name in ("Messages", "AsyncMessages"):
             found.append(Target(module, class_name, "create", messages))
+            # Structured outputs: `parse` sends its own request rather than going through `create`.
+            found.append(Target(module, class_name, "parse", messages))
             found.append(Target(module, class_name, "stream", messages, kind="stream_manager"))
     return found
