@@ -7,6 +7,11 @@ and one per-user warn budget kept in each store; rounds alternate, and the figur
 rounds, so drift of the machine cancels out.
 The limits are high enough that no call is refused.
 
+For redis it also counts the round trips of a call (target: at most 2, one to reserve and one to
+settle): every packet of commands redis-py sends on a connection is one round trip, counted by
+wrapping `send_packed_command` in this process; the server's count of the Lua scripts it ran says
+how many atomic operations that was.
+
     python benchmarks/budgets.py [--rounds 10] [--calls 200] [--json benchmarks/results/budgets.json]
 
 Redis needs `redis-server` on PATH (a throwaway one is started on a loopback port).
@@ -25,11 +30,13 @@ from typing import Any
 
 import httpx2
 import openai
+import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from redis.connection import AbstractConnection
 
 from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrumentor, cost_attributes
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
@@ -92,6 +99,50 @@ def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
     return results
 
 
+def redis_round_trips(url: str, calls: int) -> dict[str, float]:
+    sent = 0
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        nonlocal sent
+        sent += 1
+        return original(self, *args, **kwargs)
+
+    client = _client()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentor = TokenBudgetInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, budgets=BUDGETS, store=url
+    )
+    server = redis.Redis.from_url(url)
+    try:
+        _measure(10, client)  # script loading and the first window happen once, not per call
+        scripts_before = _scripts_run(server)
+        AbstractConnection.send_packed_command = counting
+        try:
+            _measure(calls, client)
+        finally:
+            AbstractConnection.send_packed_command = original
+        scripts = _scripts_run(server) - scripts_before
+    finally:
+        instrumentor.uninstrument()
+        server.close()
+    return {
+        "calls": calls,
+        "round_trips_per_call": round(sent / calls, 3),
+        "server_scripts_per_call": round(scripts / calls, 3),
+    }
+
+
+def _scripts_run(server: redis.Redis) -> int:
+    """Lua scripts the server ran (the commands inside a script are counted apart, so not those)."""
+    stats = server.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -107,6 +158,7 @@ def main() -> None:
             "redis": server.url,
         }
         results = run(options.rounds, options.calls, stores)
+        results["redis"] = redis_round_trips(server.url, options.calls)
     text = json.dumps(results, indent=2)
     print(text)
     if options.json is not None:
