@@ -292,9 +292,9 @@ def _cases() -> Iterator[Any]:
                 yield pytest.param(case, id=case.id, marks=marks)
 
 
-def _client(api: Api, provider: FakeProvider, is_async: bool) -> Any:
+def _client(sdk: str, provider: FakeProvider, is_async: bool, base_url: str | None = None) -> Any:
     transport = provider.transport()
-    if api.sdk == "anthropic":
+    if sdk == "anthropic":
         if is_async:
             return anthropic.AsyncAnthropic(
                 api_key="test",
@@ -308,7 +308,7 @@ def _client(api: Api, provider: FakeProvider, is_async: bool) -> Any:
             http_client=httpx2.Client(transport=transport),
             max_retries=0,
         )
-    base_url = api.base_url or "https://api.openai.com/v1"
+    base_url = base_url or "https://api.openai.com/v1"
     if is_async:
         return openai.AsyncOpenAI(
             api_key="test",
@@ -399,7 +399,7 @@ async def _run_async(case: Case, client: Any) -> Outcome:
 
 
 async def _run(case: Case, provider: FakeProvider) -> Outcome:
-    client = _client(case.api, provider, case.is_async)
+    client = _client(case.api.sdk, provider, case.is_async, case.api.base_url)
     if case.is_async:
         return await _run_async(case, client)
     return _run_sync(case, client)
@@ -490,3 +490,113 @@ def test_matrix_covers_every_variant_the_sdk_offers(api: Api) -> None:
     if api.api == "embeddings":
         offered -= {"stream", "with_raw_response_stream", "with_streaming_response_stream"}
     assert set(api.variants) == offered
+
+
+# --- long-context tiers --------------------------------------------------------------------------------
+# Past a threshold of input tokens the WHOLE request pays the tier's rate (genai-prices 0.2.3):
+# claude-sonnet-4-5 $3 -> $6 input and $15 -> $22.5 output past 200,000; gpt-5.4 $2.5 -> $5 input and
+# $15 -> $22.5 output past 272,000. The prompt is "data " repeated: 5 characters a word, and the reply
+# echoes six of them, "This is a fake reply to: data data data data data data", 12 words.
+
+
+@dataclass(frozen=True)
+class TierCase:
+    id: str
+    api: str
+    variant: str
+    model: str
+    words: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+TIER_CASES = [
+    # 159,997 words: 799,985 characters, 199,997 tokens, + 3 of framing = 200,000: not past the threshold.
+    # 200,000 x 3 + 12 x 15 = 600,180 microdollars.
+    TierCase("at-threshold", "messages", "plain", "claude-sonnet-4-5", 159_997, 200_000, 12, 0.60018),
+    # One word more: 799,990 characters, 199,998 tokens, 200,001 in all, and every token pays the tier.
+    # 200,001 x 6 + 12 x 22.5 = 1,200,006 + 270 = 1,200,276 microdollars.
+    TierCase("past-threshold", "messages", "plain", "claude-sonnet-4-5", 159_998, 200_001, 12, 1.200276),
+    TierCase("past-threshold", "messages", "stream", "claude-sonnet-4-5", 159_998, 200_001, 12, 1.200276),
+    TierCase(
+        "past-threshold", "messages", "stream_helper", "claude-sonnet-4-5", 159_998, 200_001, 12, 1.200276
+    ),
+    # gpt-5.4 reasons: 2 hidden tokens per word shown, so 12 words cost 36 output tokens.
+    # 217,597 words: 1,087,985 characters, 271,997 tokens + 3 = 272,000. 272,000 x 2.5 + 36 x 15 = 680,540.
+    TierCase("at-threshold", "responses", "plain", "gpt-5.4", 217_597, 272_000, 36, 0.68054),
+    # 217,598 words: 271,998 tokens + 3 = 272,001. 272,001 x 5 + 36 x 22.5 = 1,360,005 + 810 microdollars.
+    TierCase("past-threshold", "responses", "plain", "gpt-5.4", 217_598, 272_001, 36, 1.360815),
+    TierCase("past-threshold", "responses", "stream", "gpt-5.4", 217_598, 272_001, 36, 1.360815),
+]
+
+
+def _tier_call(case: TierCase, provider: FakeProvider) -> None:
+    text = "data " * case.words
+    if case.api == "responses":
+        client = _client("openai", provider, False)
+        result = client.responses.create(model=case.model, input=text, stream=case.variant == "stream")
+        if case.variant == "stream":
+            list(result)
+        return
+    client = _client("anthropic", provider, False)
+    request: dict[str, Any] = {
+        "model": case.model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "user", "content": text}],
+    }
+    if case.variant == "stream_helper":
+        with client.messages.stream(**request) as stream:
+            stream.until_done()
+    elif case.variant == "stream":
+        list(client.messages.create(**request, stream=True))
+    else:
+        client.messages.create(**request)
+
+
+# The SDK warns that this model retires in 2026; its prices are what is tested here.
+SONNET_4_5_RETIRES = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated")
+
+
+@SONNET_4_5_RETIRES
+@pytest.mark.parametrize("case", TIER_CASES, ids=lambda c: f"{c.model}-{c.api}-{c.variant}-{c.id}")
+def test_long_context_tier(case: TierCase, instrumented: Any, telemetry: Telemetry) -> None:
+    _tier_call(case, FakeProvider())
+
+    attributes = telemetry.only_span().attributes
+    assert attributes is not None
+    assert attributes["gen_ai.usage.input_tokens"] == case.input_tokens
+    assert attributes["gen_ai.usage.output_tokens"] == case.output_tokens
+    assert attributes["gen_ai.usage.cost.amount"] == case.cost_usd
+    assert "tokenbudget.cost.estimated" not in attributes
+
+
+@SONNET_4_5_RETIRES
+def test_long_context_tier_prices_cache_writes_and_reads(instrumented: Any, telemetry: Telemetry) -> None:
+    # A cached system prompt of 159,992 words: 799,960 characters, 199,990 tokens, + 3 = 199,993 cached;
+    # the user message adds 8: 200,001 input tokens, past claude-sonnet-4-5's threshold. Its tier rates
+    # for the cache are $7.50 a million to write and $0.60 to read (base $3.75 and $0.30).
+    client = _client("anthropic", FakeProvider(), False)
+    system = [{"type": "text", "text": "data " * 159_992, "cache_control": {"type": "ephemeral"}}]
+    request = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": MAX_TOKENS,
+        "system": system,
+        "messages": [{"role": "user", "content": USER_TEXT}],
+    }
+
+    client.messages.create(**request)
+    client.messages.create(**request)
+
+    write, read = (span.attributes for span in telemetry.our_spans())
+    assert write is not None
+    assert read is not None
+    assert write["gen_ai.usage.input_tokens"] == read["gen_ai.usage.input_tokens"] == 200_001
+    assert write["gen_ai.usage.cache_creation.input_tokens"] == 199_993
+    assert read["gen_ai.usage.cache_read.input_tokens"] == 199_993
+    # 8 x 6 + 199,993 x 7.5 + 11 x 22.5 = 48 + 1,499,947.5 + 247.5 = 1,500,243 microdollars.
+    assert write["gen_ai.usage.cost.amount"] == 1.500243
+    assert write["tokenbudget.cost.cache_write"] == 1.4999475
+    # 8 x 6 + 199,993 x 0.6 + 11 x 22.5 = 48 + 119,995.8 + 247.5 = 120,291.3 microdollars.
+    assert read["gen_ai.usage.cost.amount"] == 0.1202913
+    assert read["tokenbudget.cost.cache_read"] == 0.1199958
