@@ -596,17 +596,11 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.cost.cache_read": {
                     "requirement_level": "recommended",
-                    "required_when": (
-                        "gen_ai.usage.cost.source",
-                        "local",
-                    ),
+                    "required_when": None,
                 },
                 "tokenbudget.cost.cache_write": {
                     "requirement_level": "recommended",
-                    "required_when": (
-                        "gen_ai.usage.cost.source",
-                        "local",
-                    ),
+                    "required_when": None,
                 },
                 "tokenbudget.cost.output": {
                     "requirement_level": "recommended",
@@ -685,17 +679,11 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.cost.cache_read": {
                     "requirement_level": "recommended",
-                    "required_when": (
-                        "gen_ai.usage.cost.source",
-                        "local",
-                    ),
+                    "required_when": None,
                 },
                 "tokenbudget.cost.cache_write": {
                     "requirement_level": "recommended",
-                    "required_when": (
-                        "gen_ai.usage.cost.source",
-                        "local",
-                    ),
+                    "required_when": None,
                 },
                 "tokenbudget.cost.output": {
                     "requirement_level": "recommended",

@@ -38,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .attribution import call_attribution
 from .config import Settings
+from .errors import BudgetExceededError
 from .metrics import CallInstruments
 from .pricing import Cost, PriceBook, price_usage
 from .semconv import (
@@ -159,32 +160,31 @@ def _span_attributes(
     return attributes
 
 
-def _usage_attributes(usage: TokenUsage) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {
-        GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-        GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-    }
+def _add_usage_attributes(attributes: dict[str, AttributeValue], usage: TokenUsage) -> None:
+    attributes[GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
     if usage.cache_read_tokens:
         attributes[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
     if usage.cache_write_tokens:
         attributes[GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
     if usage.reasoning_tokens:
         attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-    return attributes
 
 
-def _cost_attributes(cost: Cost) -> dict[str, AttributeValue]:
-    return {
-        GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
-        GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
-        GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.LOCAL.value,
-        TOKENBUDGET_COST_INPUT: float(cost.input),
-        TOKENBUDGET_COST_CACHE_READ: float(cost.cache_read),
-        TOKENBUDGET_COST_CACHE_WRITE: float(cost.cache_write),
-        TOKENBUDGET_COST_OUTPUT: float(cost.output),
-        TOKENBUDGET_PRICE_SOURCE: cost.source.value,
-        TOKENBUDGET_PRICE_VERSION: cost.version,
-    }
+def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost) -> None:
+    attributes[GEN_AI_USAGE_COST_AMOUNT] = float(cost.total)
+    attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
+    attributes[GEN_AI_USAGE_COST_SOURCE] = _LOCAL
+    attributes[TOKENBUDGET_COST_INPUT] = float(cost.input)
+    attributes[TOKENBUDGET_COST_OUTPUT] = float(cost.output)
+    # Like the cache token counts, the cache parts appear when the call used the cache: most calls do
+    # not, and every attribute is paid for by every span processor and exporter downstream.
+    if cost.cache_read:
+        attributes[TOKENBUDGET_COST_CACHE_READ] = float(cost.cache_read)
+    if cost.cache_write:
+        attributes[TOKENBUDGET_COST_CACHE_WRITE] = float(cost.cache_write)
+    attributes[TOKENBUDGET_PRICE_SOURCE] = cost.source.value
+    attributes[TOKENBUDGET_PRICE_VERSION] = cost.version
 
 
 class LLMCall:
@@ -247,29 +247,32 @@ class LLMCall:
 
     def _record(self, summary: ResponseSummary, *, estimated: bool, error: BaseException | None) -> None:
         runtime = self._runtime
-        request = self.request
-        span = self.span
+        instruments = runtime.instruments
         duration = time.perf_counter() - self._start
         metric_attributes = self._metric_attributes(summary, error)
-        runtime.instruments.duration.record(duration, metric_attributes)
+        instruments.duration.record(duration, metric_attributes)
 
+        # Gathered and set at once: the SDK takes its span lock and validates per call of set_attributes.
+        span_attributes: dict[str, AttributeValue] = {}
         if summary.response_model is not None:
-            span.set_attribute(GEN_AI_RESPONSE_MODEL, summary.response_model)
+            span_attributes[GEN_AI_RESPONSE_MODEL] = summary.response_model
         if summary.response_id is not None:
-            span.set_attribute(GEN_AI_RESPONSE_ID, summary.response_id)
+            span_attributes[GEN_AI_RESPONSE_ID] = summary.response_id
         if summary.finish_reasons:
-            span.set_attribute(GEN_AI_RESPONSE_FINISH_REASONS, summary.finish_reasons)
+            span_attributes[GEN_AI_RESPONSE_FINISH_REASONS] = summary.finish_reasons
 
         usage = summary.usage
         cost: Decimal | None = None
         if usage is not None:
-            span.set_attributes(_usage_attributes(usage))
-            token_usage = runtime.instruments.token_usage
+            _add_usage_attributes(span_attributes, usage)
+            token_usage = instruments.token_usage
             token_usage.record(usage.input_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _INPUT})
             token_usage.record(usage.output_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _OUTPUT})
-            cost = self._cost(summary, usage, metric_attributes)
+            cost = self._cost(summary, usage, metric_attributes, span_attributes)
             if estimated:
-                span.set_attribute(TOKENBUDGET_COST_ESTIMATED, True)
+                span_attributes[TOKENBUDGET_COST_ESTIMATED] = True
+        if span_attributes:
+            self.span.set_attributes(span_attributes)
 
         guard = runtime.guard
         if guard is None:
@@ -277,35 +280,34 @@ class LLMCall:
         if usage is None and error is not None:
             guard.release(self._admission)
         else:
-            guard.settle(self._admission, request, cost, span, usage)
+            guard.settle(self._admission, self.request, cost, self.span, usage)
 
     def _cost(
-        self, summary: ResponseSummary, usage: TokenUsage, metric_attributes: Mapping[str, AttributeValue]
+        self,
+        summary: ResponseSummary,
+        usage: TokenUsage,
+        metric_attributes: Mapping[str, AttributeValue],
+        span_attributes: dict[str, AttributeValue],
     ) -> Decimal | None:
         runtime = self._runtime
-        span = self.span
+        request = self.request
         if summary.provider_cost is not None:
-            span.set_attributes(
-                {
-                    GEN_AI_USAGE_COST_AMOUNT: float(summary.provider_cost),
-                    GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
-                    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
-                }
-            )
-            runtime.instruments.cost.record(
-                float(summary.provider_cost), {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES}
-            )
+            amount = float(summary.provider_cost)
+            span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
+            span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
+            span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
+            runtime.instruments.cost.record(amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES})
             return summary.provider_cost
-        model = summary.response_model or self.request.model
-        price = runtime.prices.lookup(self.request.provider, model)
-        if price is None and model != self.request.model:
-            price = runtime.prices.lookup(self.request.provider, self.request.model)
+        model = summary.response_model or request.model
+        price = runtime.prices.lookup(request.provider, model)
+        if price is None and model != request.model:
+            price = runtime.prices.lookup(request.provider, request.model)
         if price is None:
             runtime.instruments.unpriced_calls.add(1, metric_attributes)
-            runtime.warn_unpriced_once(self.request.provider, model)
+            runtime.warn_unpriced_once(request.provider, model)
             return None
         cost = price_usage(price, usage)
-        span.set_attributes(_cost_attributes(cost))
+        _add_cost_attributes(span_attributes, cost)
         runtime.instruments.cost.record(
             float(cost.total), {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES}
         )
@@ -344,6 +346,8 @@ _PROVIDER_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
     GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
     GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
 }
+_LOCAL: Final = GenAiUsageCostSourceValues.LOCAL.value
+_PROVIDER: Final = GenAiUsageCostSourceValues.PROVIDER.value
 _INPUT: Final = GenAiTokenTypeValues.INPUT.value
 _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 
@@ -353,8 +357,6 @@ def new_call(runtime: Runtime, describe: Callable[[], RequestInfo]) -> LLMCall |
 
     `BudgetExceededError` is the one exception that passes: the user asked for it.
     """
-    from .errors import BudgetExceededError
-
     try:
         return LLMCall(runtime, describe())
     except BudgetExceededError:
