@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -600,3 +601,110 @@ def test_long_context_tier_prices_cache_writes_and_reads(instrumented: Any, tele
     # 8 x 6 + 199,993 x 0.6 + 11 x 22.5 = 48 + 119,995.8 + 247.5 = 120,291.3 microdollars.
     assert read["gen_ai.usage.cost.amount"] == 0.1202913
     assert read["tokenbudget.cost.cache_read"] == 0.1199958
+
+
+# --- raw responses whose body is read without parse() --------------------------------------------------
+# `with_raw_response` has read the body already, so the call can be counted before anyone parses it;
+# `with_streaming_response` can be read as JSON or as lines instead of parsed. The provider bills the
+# call either way, and the caller must still get the bytes that the bare SDK gives.
+
+CORE_RAW_ASYNC = (
+    "raw_responses.py: an async raw response (Anthropic's AsyncAPIResponse; OpenAI's async raw response "
+    "is the legacy one, parsed at once) is only counted when parse() is awaited. Read for its headers "
+    "alone, its span stays open until garbage collection, and then ends with no tokens and no cost, "
+    "though the body was read and the provider billed the call"
+)
+CORE_UNPARSED = (
+    "raw_responses.py: a with_streaming_response body read by json()/read()/iter_lines() instead of "
+    "parse() never reaches the adapter: the span ends at close() with no tokens, no cost and no "
+    "tokenbudget.cost.estimated, so a billed call is recorded as free and budgets settle it at nothing"
+)
+CORE_VISIBLE_USAGE_CHUNK = (
+    "the usage chunk that the adapter asks for (stream_options.include_usage) is hidden only from parsed "
+    "streams (streams.py); raw lines of with_streaming_response(stream=True) show the caller a "
+    '`"usage": null` in every chunk and an extra last `choices: []` chunk that it never asked for, and '
+    "its tokens are not counted either (" + CORE_UNPARSED + ")"
+)
+
+
+@dataclass(frozen=True)
+class RawRead:
+    sdk: str
+    is_async: bool
+    how: str
+    xfail: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.sdk}-{'async' if self.is_async else 'sync'}-{self.how}"
+
+
+RAW_READS = [
+    RawRead("openai", False, "with_raw_response-headers_only"),
+    RawRead("openai", True, "with_raw_response-headers_only"),
+    RawRead("anthropic", False, "with_raw_response-headers_only"),
+    RawRead("anthropic", True, "with_raw_response-headers_only", CORE_RAW_ASYNC),
+    *(
+        RawRead(sdk, is_async, "with_streaming_response-json", CORE_UNPARSED)
+        for sdk in ("openai", "anthropic")
+        for is_async in (False, True)
+    ),
+    *(
+        RawRead(sdk, is_async, "with_streaming_response_stream-iter_lines", reason)
+        for sdk, reason in (("openai", CORE_VISIBLE_USAGE_CHUNK), ("anthropic", CORE_UNPARSED))
+        for is_async in (False, True)
+    ),
+]
+
+
+def _sse_lines(lines: list[str]) -> list[Any]:
+    # Ids come from the request body, which the added stream_options changes: compare without them.
+    return [_without_ids(json.loads(line[6:])) if line.startswith("data: {") else line for line in lines]
+
+
+async def _read_raw(case: RawRead, provider: FakeProvider) -> Outcome:
+    client = _client(case.sdk, provider, case.is_async)
+    resource = client.chat.completions if case.sdk == "openai" else client.messages
+    request = dict(CHAT_REQUEST if case.sdk == "openai" else MESSAGES_REQUEST)
+    if case.how == "with_raw_response-headers_only":
+        raw = resource.with_raw_response.create(**request)
+        if case.is_async:
+            raw = await raw
+        return Outcome([raw.http_response.status_code, raw.headers["content-type"]], [raw])
+    if case.how == "with_streaming_response-json":
+        if case.is_async:
+            async with resource.with_streaming_response.create(**request) as response:
+                body = await response.json()
+        else:
+            with resource.with_streaming_response.create(**request) as response:
+                body = response.json()
+        return Outcome([body], [response])
+    if case.is_async:
+        async with resource.with_streaming_response.create(**request, stream=True) as response:
+            lines = [line async for line in response.iter_lines()]
+    else:
+        with resource.with_streaming_response.create(**request, stream=True) as response:
+            lines = list(response.iter_lines())
+    return Outcome(_sse_lines(lines), [response])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
+        for c in RAW_READS
+    ],
+)
+async def test_raw_body_read_without_parse(case: RawRead, instrument: Any, telemetry: Telemetry) -> None:
+    bare = await _read_raw(case, FakeProvider())
+    instrument()
+    outcome = await _read_raw(case, FakeProvider())
+
+    assert outcome.seen == bare.seen
+    expected = GPT_4O_MINI_CHAT if case.sdk == "openai" else CLAUDE_HAIKU_4_5
+    attributes = telemetry.only_span().attributes
+    assert attributes is not None
+    assert attributes["gen_ai.usage.input_tokens"] == expected.input_tokens
+    assert attributes["gen_ai.usage.output_tokens"] == expected.output_tokens
+    assert attributes["gen_ai.usage.cost.amount"] == expected.cost_usd
+    del outcome
