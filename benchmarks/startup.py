@@ -92,15 +92,20 @@ def _first_call_child(instrumented: bool) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     import harness
 
-    tele = harness.telemetry()
-    if instrumented:
-        from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
+    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
 
+    tele = harness.telemetry()
+    start = time.perf_counter()
+    if instrumented:
         TokenBudgetInstrumentor().instrument(
             tracer_provider=tele.tracer_provider, meter_provider=tele.meter_provider
         )
+    loaded_prices = "genai_prices" in sys.modules
+    # instrument() imports the SDK modules it wraps, which a bare first call would import lazily.
+    out: dict[str, Any] = {"instrument": {"first": time.perf_counter() - start, "following": 0.0}}
+    if instrumented and loaded_prices:
+        print("genai_prices was imported by instrument(), not by the first call", file=sys.stderr)
     every = harness.scenarios()
-    out = {}
     for name in (harness.OPENAI_CHAT, harness.ANTHROPIC_MESSAGES):
         call = every[name]
         start = time.perf_counter()
@@ -139,6 +144,7 @@ def first_call(runs: int) -> dict[str, Any]:
             figures["instrumented_first_ms"] - figures["bare_first_ms"], 2
         )
         results[scenario] = figures
+    results["instrument_ms"] = results.pop("instrument")["instrumented_first_ms"]
     return {"runs": runs, **results}
 
 

@@ -1,0 +1,282 @@
+"""The whole benchmark suite, in one command: `./run bench` (or `.venv/bin/python benchmarks/run.py`).
+
+1. Creates a virtual environment per peer instrumentation under `.bench-venvs/<name>` (once; again
+   when its requirements change), with the provider SDKs and OpenTelemetry pinned to the versions of
+   the environment running this script, so that every ratio has the same denominator.
+2. Runs the overhead harness for ours and for each peer, each with its environment's Python.
+3. Runs the budget, processor, startup and memory benchmarks with this Python.
+4. Prints one table, with each target next to its measured figure, and writes every part as JSON
+   to `benchmarks/results/` (`summary.json` holds the table).
+
+    ./run bench [--quick] [--only overhead,budgets,processor,startup,memory] [--no-peers]
+
+`--quick` is for checking that everything runs (fewer rounds, 100,000 calls for memory); its figures
+are not the ones to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+VENVS = ROOT / ".bench-venvs"
+
+# Pinned in every peer environment to what this environment has.
+SHARED = [
+    "openai",
+    "anthropic",
+    "httpx2",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation",
+    "opentelemetry-semantic-conventions",
+]
+PEERS: dict[str, list[str]] = {
+    "openllmetry": [
+        "opentelemetry-instrumentation-openai==0.62.4",
+        "opentelemetry-instrumentation-anthropic==0.62.4",
+    ],
+    # 2.4b0 does not import with the opentelemetry-util-genai on the registry (a missing module), and
+    # 2.3b0 calls wrapt.wrap_function_wrapper(module=...), which wrapt 2 rejects; its utils import
+    # httpx (the SDK itself now uses httpx2).
+    "openai-v2": ["opentelemetry-instrumentation-openai-v2==2.3b0", "wrapt<2", "httpx"],
+}
+PARTS = ("overhead", "budgets", "processor", "startup", "memory")
+
+TARGETS = {
+    "non-streaming ratio": 1.05,
+    "streaming ratio": 1.05,
+    "processor us per span": 5.0,
+    "redis round trips per call": 2.0,
+    "import ms on top of the OTel API": 50.0,
+}
+
+
+def _say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _pins() -> list[str]:
+    return [f"{name}=={metadata.version(name)}" for name in SHARED]
+
+
+def peer_python(name: str) -> Path:
+    """The peer's environment, created or brought up to date."""
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    requirements = sorted(_pins() + PEERS[name])
+    stamp = venv / ".bench-requirements"
+    if python.exists() and stamp.exists() and stamp.read_text().splitlines() == requirements:
+        return python
+    _say(f"creating {venv.relative_to(ROOT)}: {' '.join(requirements)}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    installed = subprocess.run([*pip, *requirements], capture_output=True, text=True, check=False)
+    if installed.returncode != 0:
+        # pip's own words only when it failed: its warnings about the machine's index set-up are noise.
+        sys.stderr.write(installed.stdout + installed.stderr)
+        raise SystemExit(f"could not install {name}'s environment ({venv.relative_to(ROOT)})")
+    stamp.write_text("\n".join(requirements) + "\n")
+    return python
+
+
+def _run(python: Path | str, script: str, *arguments: str) -> None:
+    where = "main" if python == sys.executable else Path(python).parent.parent.name
+    _say(f"{where}: {script} {' '.join(arguments)}")
+    subprocess.run([str(python), str(HERE / script), *arguments], check=True, cwd=ROOT)
+
+
+def _load(name: str) -> Any:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run(parts: set[str], quick: bool, peers: bool) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    if "overhead" in parts:
+        rounds, seconds = ("5", "0.1") if quick else ("15", "0.3")
+        interpreters: dict[str, Path | str] = {"ours": sys.executable}
+        if peers:
+            interpreters.update({name: peer_python(name) for name in PEERS})
+        for name, python in interpreters.items():
+            _run(
+                python,
+                "overhead.py",
+                "--instrumentor",
+                name,
+                "--rounds",
+                rounds,
+                "--seconds",
+                seconds,
+                "--json",
+                str(RESULTS / f"overhead-{name}.json"),
+            )
+    if "budgets" in parts:
+        rounds, calls = ("3", "100") if quick else ("10", "200")
+        _run(
+            sys.executable,
+            "budgets.py",
+            "--rounds",
+            rounds,
+            "--calls",
+            calls,
+            "--json",
+            str(RESULTS / "budgets.json"),
+        )
+    if "processor" in parts:
+        _run(
+            sys.executable,
+            "processor.py",
+            "--passes",
+            "3" if quick else "7",
+            "--json",
+            str(RESULTS / "processor.json"),
+        )
+    if "startup" in parts:
+        _run(
+            sys.executable,
+            "startup.py",
+            "--runs",
+            "5" if quick else "15",
+            "--json",
+            str(RESULTS / "startup.json"),
+        )
+    if "memory" in parts:
+        calls = "100000" if quick else "1000000"
+        _run(sys.executable, "memory.py", "--calls", calls, "--json", str(RESULTS / "memory.json"))
+
+
+def summary() -> dict[str, Any]:
+    overhead = {name: _load(f"overhead-{name}.json") for name in ("ours", *PEERS)}
+    budgets, processor, startup, memory = (
+        _load(f"{part}.json") for part in ("budgets", "processor", "startup", "memory")
+    )
+    rows = []
+    for name, document in overhead.items():
+        if document is None:
+            continue
+        for row in document["results"]:
+            rows.append({"instrumentor": name, "mode": document["mode"], **row})
+    measured: dict[str, float | None] = dict.fromkeys(TARGETS)
+    ours = [row for row in rows if row["instrumentor"] == "ours" and row["ratio_median"] is not None]
+    if ours:
+        measured["non-streaming ratio"] = max(
+            r["ratio_median"] for r in ours if "stream" not in r["scenario"]
+        )
+        measured["streaming ratio"] = max(r["ratio_median"] for r in ours if "stream" in r["scenario"])
+    if processor:
+        measured["processor us per span"] = processor["caller_us_per_span"]
+    if budgets and "redis" in budgets:
+        measured["redis round trips per call"] = budgets["redis"]["round_trips_per_call"]
+    if startup:
+        measured["import ms on top of the OTel API"] = startup["import"]["on_top_of_otel_api_ms"]
+    return {
+        "overhead": rows,
+        "targets": {
+            name: {"target": target, "measured": measured[name], "met": _met(measured[name], target)}
+            for name, target in TARGETS.items()
+        },
+        "budgets": budgets,
+        "processor": processor,
+        "startup": startup,
+        "memory": memory,
+        "versions": {name: document["packages"] for name, document in overhead.items() if document},
+    }
+
+
+def _met(value: float | None, target: float) -> bool | None:
+    return None if value is None else value <= target
+
+
+def print_summary(document: dict[str, Any]) -> None:
+    print()
+    print(
+        f"{'instrumentation':12} {'scenario':40} {'bare us':>9} {'instr. us':>10} {'ratio':>6}"
+        f" {'p25-p75':>12} {'tokens':>6} {'cost':>5}"
+    )
+    for row in document["overhead"]:
+        if row["ratio_median"] is None:
+            print(f"{row['instrumentor']:12} {row['scenario']:40} {'n/a':>9}")
+            continue
+        print(
+            f"{row['instrumentor']:12} {row['scenario']:40} {row['bare_us']:>9.1f}"
+            f" {row['instrumented_us']:>10.1f} {row['ratio_median']:>6.3f}"
+            f" {row['ratio_p25']:>5.3f}-{row['ratio_p75']:.3f}"
+            f" {row['spans_with_tokens']:>6.0%} {row['spans_with_cost']:>5.0%}"
+        )
+    print()
+    print(f"{'target':36} {'limit':>8} {'measured':>9}  met")
+    for name, entry in document["targets"].items():
+        value = "-" if entry["measured"] is None else f"{entry['measured']:.3f}"
+        met = {True: "yes", False: "NO", None: "-"}[entry["met"]]
+        print(f"{name:36} {entry['target']:>8} {value:>9}  {met}")
+    budgets = document["budgets"]
+    if budgets:
+        per_call = budgets["per_call_us"]
+        print()
+        print("budgets, us per call: " + ", ".join(f"{name} {value}" for name, value in per_call.items()))
+    processor = document["processor"]
+    if processor:
+        print(
+            f"processor, us per span: caller {processor['caller_us_per_span']} (alone"
+            f" {processor['caller_alone_us_per_span']}), settled {processor['total_us_per_span']}"
+            f" (settle alone {processor['settle_alone_us_per_span']})"
+        )
+    startup = document["startup"]
+    if startup:
+        imported = startup["import"]
+        print(
+            f"import: {imported['on_top_of_otel_api_ms']} ms on top of the OTel API;"
+            f" instrument(): {startup['first_call']['instrument_ms']} ms"
+        )
+        for scenario, figures in startup["first_call"].items():
+            if isinstance(figures, dict):
+                print(
+                    f"first call, {scenario}: {figures['instrumented_first_ms']} ms instrumented,"
+                    f" {figures['bare_first_ms']} ms bare, then {figures['instrumented_following_ms']} /"
+                    f" {figures['bare_following_ms']} ms"
+                )
+    memory = document["memory"]
+    if memory:
+        points = ", ".join(f"{p['calls']:,}: {p['rss_mib']} MiB" for p in memory["checkpoints"])
+        print(
+            f"memory (RSS) after calls: {points}; growth {memory['rss_growth_mib']} MiB,"
+            f" allocated blocks {memory['allocated_blocks_growth']:+,},"
+            f" GC objects {memory['gc_objects_growth']:+,}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: checks that it runs")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts to run")
+    parser.add_argument("--no-peers", action="store_true", help="measure ours only")
+    parser.add_argument("--summary-only", action="store_true", help="print the table of the stored results")
+    options = parser.parse_args()
+    parts = {part.strip() for part in options.only.split(",") if part.strip()}
+    unknown = parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}; choose among {', '.join(PARTS)}")
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    if not options.summary_only:
+        run(parts, options.quick, not options.no_peers)
+    document = summary()
+    (RESULTS / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
+    print_summary(document)
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()
