@@ -452,3 +452,23 @@ def test_uninstrument_stops_enforcing(
     )
     with pytest.raises(BudgetExceededError):
         ask(client)
+
+
+def test_a_call_whose_usage_never_arrived_is_charged_its_reservation(
+    instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock, client: openai.OpenAI
+) -> None:
+    # An event stream read as raw lines bypasses the SDK's parser, where usage is read; the provider
+    # billed it all the same, so it must not be settled at nothing.
+    budget = Budget("hard", "0.001")
+    instrument(budgets=[budget], store=store, clock=clock)
+
+    with client.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+    ) as response:
+        reserved = ledger(store, budget, clock.now).reserved
+        lines = list(response.iter_lines())
+
+    assert "data: [DONE]" in lines
+    assert reserved > 0
+    assert ledger(store, budget, clock.now) == Balance(spent=reserved, reserved=0)
+    assert "gen_ai.usage.cost.amount" not in telemetry.only_span().attributes

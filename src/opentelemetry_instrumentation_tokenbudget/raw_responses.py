@@ -1,6 +1,7 @@
 """`with_raw_response` and `with_streaming_response`: the call's result is an HTTP response object
-whose `.parse()` gives the usual result. We watch `.parse()`, and for plain raw responses (whose body
-the SDK has already read) parse at once, so the call is counted even if the user never parses it.
+whose `.parse()` gives the usual result. We watch `.parse()`; a JSON body that is in memory but that
+nobody parsed (a plain raw response, or `.json()` / `.read()` of a streaming one) is read by us when the
+response is returned or closed, so the call is counted whatever the user did with it.
 """
 
 from __future__ import annotations
@@ -42,9 +43,22 @@ class _ObservedRawResponseBase(ObjectProxy):
             )
         return self._self_parsed[key]
 
-    def _self_end_unparsed(self) -> None:
-        # Closed without parse(): the body was read some other way, and its usage never reached us.
+    def _self_count_read_body(self) -> None:
+        """Count the call from its JSON body if the body is in memory; the SDK's `_parse` of a read
+        body is synchronous in both SDKs, also behind the async `parse()`."""
+        response = self.__wrapped__
+        if self._self_parsed or not _body_already_read(response) or _is_event_stream(response):
+            return
         try:
+            self._self_call.end(self._self_adapter.summarize(response._parse()))
+        except Exception:
+            _logger.debug("tokenbudget: could not read a raw response's body", exc_info=True)
+
+    def _self_end_unparsed(self) -> None:
+        # Closed without parse(): if the body was read some other way we read it too; an event stream
+        # that was read raw never showed us its usage.
+        try:
+            self._self_count_read_body()
             self._self_call.end(ResponseSummary(), estimated=True)
         except Exception:
             _logger.debug("tokenbudget: could not end a raw response's call", exc_info=True)
@@ -82,11 +96,18 @@ def observe_raw_response(
     call: LLMCall, adapter: ApiAdapter, response: Any, hide_usage: bool, observe: Observe
 ) -> Any:
     if inspect.iscoroutinefunction(response.parse):
-        return ObservedAsyncRawResponse(response, call, adapter, hide_usage, observe)
+        async_proxy = ObservedAsyncRawResponse(response, call, adapter, hide_usage, observe)
+        async_proxy._self_count_read_body()
+        return async_proxy
     proxy = ObservedRawResponse(response, call, adapter, hide_usage, observe)
     if _body_already_read(response):
         proxy.parse()
     return proxy
+
+
+def _is_event_stream(response: Any) -> bool:
+    content_type = response.http_response.headers.get("content-type", "")
+    return str(content_type).startswith("text/event-stream")
 
 
 def _body_already_read(response: Any) -> bool:

@@ -169,7 +169,13 @@ class BudgetGuard:
                 self.estimator.averages.observe(request.provider, request.model, usage.output_tokens)
             if not isinstance(admission, BudgetAdmission) or self._closed:
                 return
-            actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
+            if usage is None:
+                # The call ended and was billed, but its usage never reached us (an event stream read
+                # as raw bytes): the reservation is the best figure there is, and keeping it errs on
+                # the side of the limit.
+                actual = admission.reserved
+            else:
+                actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
             self._settle(admission.charges, admission.reserved, actual, span)
         except Exception:
             _logger.debug("tokenbudget: could not settle a call's budgets", exc_info=True)
