@@ -6,8 +6,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import anthropic
+import httpx2
 import pytest
 
+from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
 from tests.conftest import Telemetry
 from tests.recorded import Cassette, anthropic_client, async_anthropic_client
 
@@ -21,6 +24,14 @@ SONNET_3_5 = {
     "cache_read": Decimal("0.3"),
     "cache_write": Decimal("3.75"),
     "output": Decimal(15),
+}
+# claude-haiku-4-5: a one-hour cache write costs 2x input, a five-minute one 1.25x.
+HAIKU_4_5 = {
+    "input": Decimal(1),
+    "cache_read": Decimal("0.1"),
+    "cache_write": Decimal("1.25"),
+    "cache_write_1h": Decimal(2),
+    "output": Decimal(5),
 }
 
 
@@ -197,3 +208,41 @@ def test_tools_stream(instrumented: Any, telemetry: Telemetry) -> None:
     assert attributes["gen_ai.usage.input_tokens"] == 506
     assert attributes["gen_ai.usage.output_tokens"] == 153
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_one_hour_cache_writes_priced_at_their_own_rate(
+    instrumented: Any, telemetry: Telemetry, stream: bool
+) -> None:
+    # No recording has a one-hour cache write; the fake reports them as the API does, in
+    # usage.cache_creation.ephemeral_1h_input_tokens.
+    client = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=FakeProvider().transport()))
+    system = [
+        {
+            "type": "text",
+            "text": "You are a careful assistant. " * 100,
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        }
+    ]
+    for _ in range(2):
+        result = client.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=100,
+            system=system,  # type: ignore[arg-type]
+            messages=[{"role": "user", "content": "Say this is a test"}],
+            stream=stream,
+        )
+        if stream:
+            for _event in result:  # type: ignore[union-attr]
+                pass
+
+    write, read = (span.attributes for span in telemetry.our_spans())
+    assert write["gen_ai.usage.cache_creation.input_tokens"] == 728
+    # 8 x 1 + 728 x 2 + 11 x 5 = 8 + 1,456 + 55 = 1,519 microdollars, as genai-prices' calc_price says.
+    assert write["gen_ai.usage.cost.amount"] == usd(
+        8 * HAIKU_4_5["input"] + 728 * HAIKU_4_5["cache_write_1h"] + 11 * HAIKU_4_5["output"]
+    )
+    assert write["gen_ai.usage.cost.amount"] == 0.001519
+    assert write["tokenbudget.cost.cache_write"] == 0.001456
+    # 8 x 1 + 728 x 0.1 + 11 x 5 = 8 + 72.8 + 55 = 135.8 microdollars.
+    assert read["gen_ai.usage.cost.amount"] == 0.0001358

@@ -68,6 +68,8 @@ class ModelPrice:
     cache_write: TokenPrice | None
     source: TokenbudgetPriceSourceValues
     version: str
+    cache_write_1h: TokenPrice | None = None
+    """Anthropic's one-hour cache writes; missing, they fall back to `cache_write`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,11 @@ def price_usage(price: ModelPrice, usage: TokenUsage) -> Cost:
 
     input_cost = charge(usage.uncached_input_tokens, price.input)
     cache_read_cost = charge(usage.cache_read_tokens, price.cache_read or price.input)
-    cache_write_cost = charge(usage.cache_write_tokens, price.cache_write or price.input)
+    cache_write_price = price.cache_write or price.input
+    long_lived_writes = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    cache_write_cost = charge(usage.cache_write_tokens - long_lived_writes, cache_write_price) + charge(
+        long_lived_writes, price.cache_write_1h or cache_write_price
+    )
     output_cost = charge(usage.output_tokens, price.output)
     return Cost(
         total=input_cost + cache_read_cost + cache_write_cost + output_cost,
@@ -116,7 +122,7 @@ def _token_price(value: Decimal | TieredPrices | None) -> TokenPrice | None:
 
 
 def _price_from_override(spec: Mapping[str, Any], what: str) -> ModelPrice:
-    known = {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"}
+    known = {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"}
     unknown = set(spec) - known
     if unknown:
         raise ValueError(
@@ -140,6 +146,7 @@ def _price_from_override(spec: Mapping[str, Any], what: str) -> ModelPrice:
         output=read("output_mtok") or TokenPrice(_ZERO),
         cache_read=read("cache_read_mtok"),
         cache_write=read("cache_write_mtok"),
+        cache_write_1h=read("cache_write_1h_mtok"),
         source=TokenbudgetPriceSourceValues.USER,
         version="user",
     )
@@ -221,6 +228,7 @@ def _resolve_from_genai_prices(provider: str, model: str, today: date) -> ModelP
         output=output_price or TokenPrice(_ZERO),
         cache_read=_token_price(getattr(prices, "cache_read_mtok", None)),
         cache_write=_token_price(getattr(prices, "cache_write_mtok", None)),
+        cache_write_1h=_token_price(getattr(prices, "cache_write_1h_mtok", None)),
         source=TokenbudgetPriceSourceValues.GENAI_PRICES,
         version=f"genai-prices {data_version}",
     )

@@ -25,6 +25,9 @@ class TokenUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    """The part of `cache_write_tokens` written for an hour (Anthropic's ``ttl: "1h"``), billed at
+    its own, higher rate."""
     reasoning_tokens: int = 0
 
     @property

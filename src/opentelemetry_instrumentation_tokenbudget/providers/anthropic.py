@@ -30,6 +30,12 @@ def _stream_classes() -> tuple[type, ...]:
     return (Stream, AsyncStream)
 
 
+def _one_hour_writes(usage: Any) -> int:
+    # Present in responses since the one-hour cache exists; older ones wrote for five minutes only.
+    breakdown = getattr(usage, "cache_creation", None)
+    return (getattr(breakdown, "ephemeral_1h_input_tokens", 0) or 0) if breakdown is not None else 0
+
+
 def message_usage(usage: Any) -> TokenUsage:
     """Anthropic counts cache reads and writes apart from `input_tokens`; the conventions include them."""
     cache_read = usage.cache_read_input_tokens or 0
@@ -40,6 +46,7 @@ def message_usage(usage: Any) -> TokenUsage:
         output_tokens=usage.output_tokens or 0,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=_one_hour_writes(usage),
         reasoning_tokens=(getattr(details, "thinking_tokens", 0) or 0) if details else 0,
     )
 
@@ -140,6 +147,8 @@ class MessageEvents:
             value = getattr(usage, field, None)
             if value is not None:
                 self._usage[field] = value
+        if getattr(usage, "cache_creation", None) is not None:
+            self._usage["cache_write_1h_tokens"] = _one_hour_writes(usage)
         details = getattr(usage, "output_tokens_details", None)
         if details is not None:
             self._usage["thinking_tokens"] = getattr(details, "thinking_tokens", 0) or 0
@@ -155,6 +164,7 @@ class MessageEvents:
                 output_tokens=read("output_tokens", 0),
                 cache_read_tokens=cache_read,
                 cache_write_tokens=cache_write,
+                cache_write_1h_tokens=read("cache_write_1h_tokens", 0),
                 reasoning_tokens=read("thinking_tokens", 0),
             )
         return ResponseSummary(
