@@ -31,11 +31,14 @@ class _ObservedStreamBase(ObjectProxy):
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
         self._self_observer = observer
+        # Bound once: every item of a long stream passes here, and each attribute look-up through
+        # the proxy costs a little.
+        self._self_on_item = observer.on_item
         self._self_ended = False
 
     def _self_hides(self, item: object) -> bool:
         try:
-            return self._self_observer.on_item(item)
+            return self._self_on_item(item)
         except Exception:
             _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
             return False
@@ -55,20 +58,31 @@ class _ObservedStreamBase(ObjectProxy):
 
 
 class ObservedStream(_ObservedStreamBase):
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped, observer)
+        self._self_next = wrapped.__next__
+
     def __iter__(self) -> ObservedStream:
         return self
 
     def __next__(self) -> Any:
+        next_item = self._self_next
+        on_item = self._self_on_item
         while True:
             try:
-                item = self.__wrapped__.__next__()
+                item = next_item()
             except StopIteration:
                 self._self_end(None)
                 raise
             except BaseException as error:
                 self._self_end(error)
                 raise
-            if not self._self_hides(item):
+            # The observer inline rather than through _self_hides: this is the per-item path.
+            try:
+                if not on_item(item):
+                    return item
+            except Exception:
+                _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
                 return item
 
     def close(self) -> None:
@@ -90,13 +104,17 @@ class ObservedStream(_ObservedStreamBase):
 
 
 class ObservedAsyncStream(_ObservedStreamBase):
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped, observer)
+        self._self_anext = wrapped.__anext__
+
     def __aiter__(self) -> ObservedAsyncStream:
         return self
 
     async def __anext__(self) -> Any:
         while True:
             try:
-                item = await self.__wrapped__.__anext__()
+                item = await self._self_anext()
             except StopAsyncIteration:
                 self._self_end(None)
                 raise
