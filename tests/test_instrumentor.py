@@ -192,6 +192,19 @@ def test_provider_recognised_from_base_url(
     assert telemetry.only_span().attributes["gen_ai.provider.name"] == provider
 
 
+def test_a_client_whose_base_url_changes_is_classified_again(instrumented: Any, telemetry: Telemetry) -> None:
+    # The endpoint is remembered per client; moving the client must not keep the old answer.
+    client = client_answering(chat_completion("some-model", 1, 1), base_url="http://localhost:11434/v1")
+    ask(client, "some-model")
+    client.base_url = "http://localhost:8000/v1"  # type: ignore[assignment]
+    ask(client, "some-model")
+
+    first, second = telemetry.our_spans()
+    assert first.attributes["gen_ai.provider.name"] == "ollama"
+    assert second.attributes["gen_ai.provider.name"] == "vllm"
+    assert second.attributes["server.port"] == 8000
+
+
 def test_local_model_priced_at_the_users_compute_rate(instrument: Any, telemetry: Telemetry) -> None:
     instrument(prices={"vllm/llama-3.1-8b": {"input_mtok": 0.05, "output_mtok": 0.1}})
     client = client_answering(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,12 +74,30 @@ def _classify(base_url: str, default_provider: str, overrides: tuple[tuple[str, 
     return Endpoint(OPENAI_COMPATIBLE, host or None, port)
 
 
+# Per client: the URL object it had, the settings it was classified under, and the answer. Weak, so
+# that clients the application drops are not kept alive; the identity checks notice a new base URL.
+_endpoints: weakref.WeakKeyDictionary[Any, tuple[object, str, Mapping[str, str], Endpoint]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def endpoint_of(client: Any, default_provider: str, overrides: Mapping[str, str]) -> Endpoint:
     """Which provider a client really talks to, from its base URL.
 
     The OpenAI SDK pointed at Ollama is Ollama, not OpenAI: it must not be priced as OpenAI.
     """
-    return _classify(str(client.base_url), default_provider, tuple(overrides.items()))
+    # The SDKs' `base_url` property runs an import on every read; the attribute behind it does not.
+    url = getattr(client, "_base_url", None) or client.base_url
+    try:
+        cached = _endpoints.get(client)
+    except TypeError:  # a client that cannot be weakly referenced
+        cached = None
+    if cached is not None and cached[0] is url and cached[1] == default_provider and cached[2] is overrides:
+        return cached[3]
+    endpoint = _classify(str(url), default_provider, tuple(overrides.items()))
+    with contextlib.suppress(TypeError):
+        _endpoints[client] = (url, default_provider, overrides, endpoint)
+    return endpoint
 
 
 def text_length(value: Any) -> int:
