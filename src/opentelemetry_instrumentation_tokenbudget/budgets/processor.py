@@ -15,7 +15,8 @@ Each call is counted once:
   ``embeddings``), never agent or workflow spans, whose token counts sum their children's.
 
 It never blocks the thread that ends a span: pricing and the store's round trip happen on one
-background thread, fed by a bounded queue (spans beyond it are dropped and logged). Its memory is
+background thread, fed through a bounded deque (spans beyond it are dropped and logged): appending
+to a deque takes no lock, where a `queue.Queue` takes two per span. Its memory is
 bounded. There is no `remove_span_processor`, so after `uninstrument()` it stays attached, inert.
 Only spans that were sampled reach it: an unsampled span of another instrumentation is not counted.
 """
@@ -23,10 +24,9 @@ Only spans that were sampled reach it: an unsampled span of another instrumentat
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -108,7 +108,13 @@ class BudgetSpanProcessor(SpanProcessor):
         self._baggage_attribution = baggage_attribution
         self._covered = _BoundedMap(MAX_TRACKED_SPANS)
         self._attribution = _BoundedMap(MAX_TRACKED_SPANS)
-        self._queue: queue.Queue[_Finished] = queue.Queue(max_pending)
+        self._max_pending = max_pending
+        self._pending: deque[_Finished] = deque()
+        # Set by a producer when it hands over a span, cleared by the worker before it sleeps.
+        self._wake = threading.Event()
+        # True while the worker holds a span it took from `_pending`; with `_pending` empty and this
+        # False, everything handed over is settled.
+        self._busy = False
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         self._active = True
@@ -174,7 +180,7 @@ class BudgetSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until every span handed over so far is settled, or the timeout passes."""
         deadline = time.monotonic() + timeout_millis / 1000
-        while self._queue.unfinished_tasks:
+        while self._pending or self._busy:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.001)
@@ -182,13 +188,12 @@ class BudgetSpanProcessor(SpanProcessor):
 
     def close(self) -> None:
         self._active = False
+        self._wake.set()
 
     # ---- the background thread -------------------------------------------------------------------
 
     def _enqueue(self, finished: _Finished) -> None:
-        try:
-            self._queue.put_nowait(finished)
-        except queue.Full:
+        if len(self._pending) >= self._max_pending:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
                 _logger.warning(
@@ -197,6 +202,9 @@ class BudgetSpanProcessor(SpanProcessor):
                     self._dropped,
                 )
             return
+        self._pending.append(finished)
+        if not self._wake.is_set():
+            self._wake.set()
         if self._worker is None:
             with self._worker_lock:
                 if self._worker is None:
@@ -206,20 +214,26 @@ class BudgetSpanProcessor(SpanProcessor):
                     self._worker.start()
 
     def _work(self) -> None:
-        while True:
+        pending = self._pending
+        while self._active:
+            self._busy = True
             try:
-                finished = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                if not self._active:
-                    return
+                finished = pending.popleft()
+            except IndexError:
+                self._busy = False
+                self._wake.clear()
+                # A span appended between popleft() and clear() found the event still set and did
+                # not set it again: look once more before sleeping.
+                if not pending:
+                    self._wake.wait(1.0)
                 continue
             try:
-                if self._active:
-                    self._settle(finished)
+                self._settle(finished)
             except Exception:
                 _logger.debug("tokenbudget: could not count a span into budgets", exc_info=True)
             finally:
-                self._queue.task_done()
+                self._busy = False
+        self._busy = False
 
     def _settle(self, finished: _Finished) -> None:
         attributes = finished.attributes

@@ -12,7 +12,7 @@ admitted by all of them or by none: `reserve` checks and reserves every entry in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Protocol
 
@@ -43,10 +43,11 @@ class LedgerKey:
     expires_at: int
     limit: int
     blocking: bool
+    storage_key: str = field(init=False, repr=False, compare=False)
+    """The entry's name in a store, made once: a settlement reads it several times."""
 
-    @property
-    def storage_key(self) -> str:
-        return f"{self.budget}|{self.group}|{self.window_start}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "storage_key", f"{self.budget}|{self.group}|{self.window_start}")
 
 
 @dataclass(frozen=True, slots=True)
