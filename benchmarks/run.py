@@ -105,7 +105,7 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     if "overhead" in parts:
         rounds, seconds = ("5", "0.1") if quick else ("15", "0.3")
-        interpreters: dict[str, Path | str] = {"ours": sys.executable}
+        interpreters: dict[str, Path | str] = {"ours": sys.executable, "ours-api-only": sys.executable}
         if peers:
             interpreters.update({name: peer_python(name) for name in PEERS})
         for name, python in interpreters.items():
@@ -157,7 +157,7 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
 
 
 def summary() -> dict[str, Any]:
-    overhead = {name: _load(f"overhead-{name}.json") for name in ("ours", *PEERS)}
+    overhead = {name: _load(f"overhead-{name}.json") for name in ("ours", "ours-api-only", *PEERS)}
     budgets, processor, startup, memory = (
         _load(f"{part}.json") for part in ("budgets", "processor", "startup", "memory")
     )
@@ -201,15 +201,15 @@ def _met(value: float | None, target: float) -> bool | None:
 def print_summary(document: dict[str, Any]) -> None:
     print()
     print(
-        f"{'instrumentation':12} {'scenario':40} {'bare us':>9} {'instr. us':>10} {'ratio':>6}"
+        f"{'instrumentation':14} {'scenario':40} {'bare us':>9} {'instr. us':>10} {'ratio':>6}"
         f" {'p25-p75':>12} {'tokens':>6} {'cost':>5}"
     )
     for row in document["overhead"]:
         if row["ratio_median"] is None:
-            print(f"{row['instrumentor']:12} {row['scenario']:40} {'n/a':>9}")
+            print(f"{row['instrumentor']:14} {row['scenario']:40} {'n/a':>9}")
             continue
         print(
-            f"{row['instrumentor']:12} {row['scenario']:40} {row['bare_us']:>9.1f}"
+            f"{row['instrumentor']:14} {row['scenario']:40} {row['bare_us']:>9.1f}"
             f" {row['instrumented_us']:>10.1f} {row['ratio_median']:>6.3f}"
             f" {row['ratio_p25']:>5.3f}-{row['ratio_p75']:.3f}"
             f" {row['spans_with_tokens']:>6.0%} {row['spans_with_cost']:>5.0%}"
