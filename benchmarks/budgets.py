@@ -20,7 +20,6 @@ Redis needs `redis-server` on PATH (a throwaway one is started on a loopback por
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrum
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from report import report
 from tests.redis_server import running_redis_server
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
@@ -159,11 +159,7 @@ def main() -> None:
         }
         results = run(options.rounds, options.calls, stores)
         results["redis"] = redis_round_trips(server.url, options.calls)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if options.json is not None:
-        options.json.parent.mkdir(parents=True, exist_ok=True)
-        options.json.write_text(text + "\n")
+    report(results, options.json)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
+from report import report
 
 from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrumentor, cost_attributes
 
@@ -166,10 +167,7 @@ def main() -> None:
     total = options.calls
     checkpoints = sorted({total // 10, total // 4, total // 2, (3 * total) // 4, total})
     results = run(total, checkpoints, options.transport)
-    text = json.dumps(results, indent=2)
-    print(text)
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(text + "\n")
+    report(results, options.json)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ daily ledger grew by exactly the cost of the spans.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from decimal import Decimal
@@ -36,6 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from report import report
 
 from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrumentor
 from opentelemetry_instrumentation_tokenbudget.budgets.charges import charges_for
@@ -174,10 +174,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "processor.json")
     options = parser.parse_args()
     results = run(options.passes, options.spans)
-    text = json.dumps(results, indent=2)
-    print(text)
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(text + "\n")
+    report(results, options.json)
 
 
 if __name__ == "__main__":

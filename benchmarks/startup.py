@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import report
+
 PACKAGE = "opentelemetry_instrumentation_tokenbudget"
 _IMPORT_CODE = f"""
 import sys, time
@@ -160,10 +162,7 @@ def main() -> None:
         _first_call_child(options.child == "instrumented")
         return
     results = {"import": import_time(options.runs), "first_call": first_call(max(options.runs // 3, 3))}
-    text = json.dumps(results, indent=2)
-    print(text)
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(text + "\n")
+    report(results, options.json)
 
 
 if __name__ == "__main__":
