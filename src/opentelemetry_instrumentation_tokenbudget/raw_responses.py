@@ -35,6 +35,7 @@ class _ObservedRawResponseBase(ObjectProxy):
         # parse() caches its result in the SDK; we cache the watched version the same way, so that a
         # stream parsed twice is one stream and one call.
         self._self_parsed: dict[Any, Any] = {}
+        self._self_body_counted = False
 
     def _self_watch(self, key: Any, parsed: Any) -> Any:
         if key not in self._self_parsed:
@@ -47,8 +48,11 @@ class _ObservedRawResponseBase(ObjectProxy):
         """Count the call from its JSON body if the body is in memory; the SDK's `_parse` of a read
         body is synchronous in both SDKs, also behind the async `parse()`."""
         response = self.__wrapped__
-        if self._self_parsed or not _body_already_read(response) or _is_event_stream(response):
+        if self._self_body_counted or self._self_parsed:
             return
+        if not _body_already_read(response) or _is_event_stream(response):
+            return
+        self._self_body_counted = True
         try:
             self._self_call.end(self._self_adapter.summarize(response._parse()))
         except Exception:
