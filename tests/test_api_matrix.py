@@ -147,6 +147,8 @@ def _openai_apis() -> list[Api]:
             final="get_final_completion",
         ),
         Api("openai", "responses", "create", ALL_VARIANTS, RESPONSES_REQUEST, chat, GPT_4O_MINI_CHAT),
+        # A class of its own in openai 3.x, which sends its own request to /responses?beta=true.
+        Api("openai", "beta.responses", "create", ALL_VARIANTS, RESPONSES_REQUEST, chat, GPT_4O_MINI_CHAT),
         # The SDK offers `with_streaming_response` for `create` only.
         Api(
             "openai",
