@@ -20,6 +20,8 @@ from ._common import endpoint_of, estimate_tokens, given, int_or_none
 from .targets import Target
 
 _OPENAI = GenAiProviderNameValues.OPENAI.value
+# The header by which the SDK tells its own transport layer how the caller will read the response.
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 _CHAT = GenAiOperationNameValues.CHAT.value
 _TEXT_COMPLETION = GenAiOperationNameValues.TEXT_COMPLETION.value
 _EMBEDDINGS = GenAiOperationNameValues.EMBEDDINGS.value
@@ -59,6 +61,14 @@ def _completion_usage(usage: Any) -> TokenUsage:
     )
 
 
+def _hands_over_the_body(kwargs: Mapping[str, Any]) -> bool:
+    """`with_streaming_response` gives the caller the HTTP body itself, read as lines or bytes more
+    often than parsed: a usage chunk it did not ask for would show there, and nothing of ours could
+    hide it. Such a stream goes as asked, and is costed from its text if it is parsed."""
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, Mapping) and headers.get(_RAW_RESPONSE_HEADER) == "stream"
+
+
 def _finish_reasons(choices: Any) -> tuple[str, ...]:
     return tuple(choice.finish_reason for choice in choices or () if choice.finish_reason)
 
@@ -85,6 +95,8 @@ class _OpenAIRequests:
     def prepare(self, kwargs: dict[str, Any]) -> bool:
         """Ask a stream for its usage chunk if the caller did not; True means it must be hidden."""
         if kwargs.get("stream") is not True or not self._settings.inject_stream_usage:
+            return False
+        if _hands_over_the_body(kwargs):
             return False
         options = kwargs.get("stream_options")
         if given(options) and isinstance(options, Mapping):
