@@ -60,6 +60,20 @@ def _should_record(runtime: Runtime) -> bool:
     )
 
 
+# Response type -> whether it is a raw response (`with_raw_response`, `with_streaming_response`). Asked
+# of the type once: on the SDKs' models a missing attribute costs a raised and caught AttributeError.
+# Bounded by the number of response classes of the installed SDKs.
+_raw_response_types: dict[type, bool] = {}
+
+
+def _is_raw_response(result: Any) -> bool:
+    kind = type(result)
+    known = _raw_response_types.get(kind)
+    if known is None:
+        known = _raw_response_types[kind] = hasattr(result, "http_response") and hasattr(result, "parse")
+    return known
+
+
 def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool) -> Any:
     """Hand the user what the SDK returned, watched: a stream behind a proxy, a raw response behind
     another; a plain response is summarised at once."""
@@ -69,7 +83,7 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
             if hasattr(result, "__anext__"):
                 return ObservedAsyncStream(result, observer)
             return ObservedStream(result, observer)
-        if hasattr(result, "http_response") and hasattr(result, "parse"):
+        if _is_raw_response(result):
             return observe_raw_response(call, adapter, result, hide_usage, observe_result)
         call.end(adapter.summarize(result))
     except Exception:
