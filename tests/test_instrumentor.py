@@ -352,3 +352,45 @@ def test_auto_instrumentation_entry_point() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '"gen_ai.usage.cost.amount": 4.5e-05' in result.stdout
+
+
+def test_a_module_the_sdk_imports_late_is_wrapped_when_it_is_imported() -> None:
+    """openai's beta Responses module takes about 0.35 s to import: instrument() must not import it,
+    and its calls are still counted, once, after the application first uses it."""
+    app = textwrap.dedent(
+        """
+        import sys
+        import httpx2, openai
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor
+        from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
+
+        LATE = "openai.resources.beta.responses.responses"
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        instrumentor = TokenBudgetInstrumentor()
+        # instrument, uninstrument, instrument: the first hook must not wrap a second time.
+        instrumentor.instrument(tracer_provider=provider)
+        instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=provider)
+        assert LATE not in sys.modules, "instrument() imported the late module"
+        client = openai.OpenAI(api_key="k", http_client=httpx2.Client(transport=FakeProvider().transport()))
+        client.beta.responses.create(model="gpt-4o-mini", input="Say this is a test")
+        assert LATE in sys.modules
+        (span,) = exporter.get_finished_spans()
+        print(span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.cost.amount"])
+        instrumentor.uninstrument()
+        client.beta.responses.create(model="gpt-4o-mini", input="Say this is a test")
+        assert len(exporter.get_finished_spans()) == 1, "uninstrument() left the late module wrapped"
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", app], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    # "Say this is a test": 18 characters, 5 tokens, + 3 of framing; 11 words of reply.
+    # gpt-4o-mini: 8 x 0.15 + 11 x 0.6 = 1.2 + 6.6 = 7.8 microdollars.
+    assert result.stdout.split() == ["8", "7.8e-06"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -103,24 +104,40 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
 
     def _wrap_all(self, runtime: Runtime, targets: Iterable[Target]) -> None:
         for target in targets:
-            try:
-                module = importlib.import_module(target.module)
-                getattr(getattr(module, target.class_name), target.method)
-            except (ImportError, AttributeError):
-                # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
-                _logger.debug(
-                    "tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method
-                )
-                continue
-            if target.kind == "stream_manager":
-                wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)
-            elif target.is_async:
-                wrapper = async_wrapper(runtime, target.adapter)
+            if target.lazy and target.module not in sys.modules:
+                self._wrap_when_imported(runtime, target)
             else:
-                wrapper = sync_wrapper(runtime, target.adapter)
-            # Positional: wrapt 2 renamed the first parameter (module -> target).
-            wrapt.wrap_function_wrapper(target.module, f"{target.class_name}.{target.method}", wrapper)
-            self._wrapped.append(target)
+                self._wrap(runtime, target)
+
+    def _wrap_when_imported(self, runtime: Runtime, target: Target) -> None:
+        def wrap_now(_module: object) -> None:
+            # Hooks cannot be removed: one left by an earlier instrument() finds its runtime retired.
+            if not runtime.enabled or getattr(self, "_runtime", None) is not runtime:
+                return
+            try:
+                self._wrap(runtime, target)
+            except Exception:  # the application's import must go on whatever happens to us
+                _logger.debug("tokenbudget: could not wrap %s", target.module, exc_info=True)
+
+        wrapt.register_post_import_hook(wrap_now, target.module)
+
+    def _wrap(self, runtime: Runtime, target: Target) -> None:
+        try:
+            module = importlib.import_module(target.module)
+            getattr(getattr(module, target.class_name), target.method)
+        except (ImportError, AttributeError):
+            # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
+            _logger.debug("tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method)
+            return
+        if target.kind == "stream_manager":
+            wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)
+        elif target.is_async:
+            wrapper = async_wrapper(runtime, target.adapter)
+        else:
+            wrapper = sync_wrapper(runtime, target.adapter)
+        # Positional: wrapt 2 renamed the first parameter (module -> target).
+        wrapt.wrap_function_wrapper(target.module, f"{target.class_name}.{target.method}", wrapper)
+        self._wrapped.append(target)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         runtime: Runtime | None = getattr(self, "_runtime", None)

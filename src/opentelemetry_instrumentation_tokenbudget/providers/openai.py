@@ -311,8 +311,8 @@ def targets(settings: Settings) -> list[Target]:
         Target("openai.resources.responses.responses", "AsyncResponses", "create", responses),
         Target("openai.resources.responses.responses", "AsyncResponses", "parse", responses),
         # The beta Responses resource sends its own request; absent from SDKs that predate it.
-        Target("openai.resources.beta.responses.responses", "Responses", "create", responses),
-        Target("openai.resources.beta.responses.responses", "AsyncResponses", "create", responses),
+        Target("openai.resources.beta.responses.responses", "Responses", "create", responses, lazy=True),
+        Target("openai.resources.beta.responses.responses", "AsyncResponses", "create", responses, lazy=True),
         Target("openai.resources.embeddings", "Embeddings", "create", embeddings),
         Target("openai.resources.embeddings", "AsyncEmbeddings", "create", embeddings),
         Target("openai.resources.completions", "Completions", "create", completions),

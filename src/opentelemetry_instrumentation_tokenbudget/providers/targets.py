@@ -15,6 +15,9 @@ class Target:
     kind: Literal["call", "stream_manager"] = "call"
     """`stream_manager`: the method returns a context manager that sends the request when entered
     (Anthropic's `messages.stream()`), so the call ends when the manager exits."""
+    lazy: bool = False
+    """The SDK imports this module only when the application first uses it, and importing it costs
+    much (openai's beta Responses: about 0.35 s): it is wrapped when imported, never imported by us."""
 
     @property
     def is_async(self) -> bool:
