@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -21,6 +21,9 @@ class Telemetry:
     reader: InMemoryMetricReader
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
+    violations: list[str] = field(default_factory=list)
+    """What the collections made during the test broke of the registry; the budget gauges are only
+    there while instrumented, so they are checked when a test reads them, not only at its end."""
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -40,6 +43,7 @@ class Telemetry:
 
     def metric_points(self, name: str) -> list[Any]:
         data = self.reader.get_metrics_data()
+        self.violations += check_metrics(data)
         points: list[Any] = []
         if data is None:
             return points
@@ -58,9 +62,14 @@ def telemetry() -> Iterator[Telemetry]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    yield Telemetry(exporter, reader, tracer_provider, meter_provider)
     # Every test is also a live check: all it made us emit must match the registry in semconv/.
-    violations = check_spans(exporter.get_finished_spans()) + check_metrics(reader.get_metrics_data())
+    collected = Telemetry(exporter, reader, tracer_provider, meter_provider)
+    yield collected
+    violations = (
+        collected.violations
+        + check_spans(exporter.get_finished_spans())
+        + check_metrics(reader.get_metrics_data())
+    )
     assert violations == [], violations
     tracer_provider.shutdown()
     meter_provider.shutdown()
