@@ -338,16 +338,16 @@ class LLMCall:
 
 
 # The cost metric says which currency and how the amount was obtained, as the proposal requires.
+_LOCAL: Final = GenAiUsageCostSourceValues.LOCAL.value
+_PROVIDER: Final = GenAiUsageCostSourceValues.PROVIDER.value
 _LOCAL_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
     GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
-    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.LOCAL.value,
+    GEN_AI_USAGE_COST_SOURCE: _LOCAL,
 }
 _PROVIDER_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
     GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
-    GEN_AI_USAGE_COST_SOURCE: GenAiUsageCostSourceValues.PROVIDER.value,
+    GEN_AI_USAGE_COST_SOURCE: _PROVIDER,
 }
-_LOCAL: Final = GenAiUsageCostSourceValues.LOCAL.value
-_PROVIDER: Final = GenAiUsageCostSourceValues.PROVIDER.value
 _INPUT: Final = GenAiTokenTypeValues.INPUT.value
 _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 

@@ -233,7 +233,6 @@ class BudgetSpanProcessor(SpanProcessor):
                 _logger.debug("tokenbudget: could not count a span into budgets", exc_info=True)
             finally:
                 self._busy = False
-        self._busy = False
 
     def _settle(self, finished: _Finished) -> None:
         attributes = finished.attributes
