@@ -171,8 +171,8 @@ def _add_usage_attributes(attributes: dict[str, AttributeValue], usage: TokenUsa
         attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
 
 
-def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost) -> None:
-    attributes[GEN_AI_USAGE_COST_AMOUNT] = float(cost.total)
+def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost, total: float) -> None:
+    attributes[GEN_AI_USAGE_COST_AMOUNT] = total
     attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
     attributes[GEN_AI_USAGE_COST_SOURCE] = _LOCAL
     attributes[TOKENBUDGET_COST_INPUT] = float(cost.input)
@@ -307,10 +307,9 @@ class LLMCall:
             runtime.warn_unpriced_once(request.provider, model)
             return None
         cost = price_usage(price, usage)
-        _add_cost_attributes(span_attributes, cost)
-        runtime.instruments.cost.record(
-            float(cost.total), {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES}
-        )
+        total = float(cost.total)  # float(Decimal) goes through a string: once, not per use
+        _add_cost_attributes(span_attributes, cost, total)
+        runtime.instruments.cost.record(total, {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES})
         return cost.total
 
     def _metric_attributes(

@@ -72,7 +72,8 @@ class ModelPrice:
     """Anthropic's one-hour cache writes; missing, they fall back to `cache_write`."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per call, and a frozen dataclass's __init__ costs four times as much.
+@dataclass(slots=True)
 class Cost:
     """The cost of one call in USD, exact, with its breakdown by token kind."""
 

@@ -19,7 +19,9 @@ def tokens_for_characters(characters: int) -> int:
     return -(-characters // CHARACTERS_PER_TOKEN)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes them once built: a frozen dataclass's __init__ sets each field
+# through object.__setattr__ and costs four times as much, and each call builds these.
+@dataclass(slots=True)
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -35,7 +37,7 @@ class TokenUsage:
         return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseSummary:
     """What the core needs from a finished call, read by the provider adapter.
 
