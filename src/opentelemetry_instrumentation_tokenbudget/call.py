@@ -200,25 +200,31 @@ class LLMCall:
         "span",
     )
 
-    def __init__(self, runtime: Runtime, request: RequestInfo) -> None:
+    def __init__(self, runtime: Runtime, request: RequestInfo, context: otel_context.Context) -> None:
+        """`context` is the caller's, read once by the wrapper: each read of the current context
+        costs a little, and a call needs it four times."""
         self._runtime = runtime
         self.request = request
-        self._attribution = call_attribution(runtime.settings.baggage_attribution)
+        self._attribution = call_attribution(runtime.settings.baggage_attribution, context)
         self._ended = False
         # Budgets first: a refused call must not send a request, nor leave a span behind.
         guard = runtime.guard
         self._admission = guard.admit(request, self._attribution) if guard is not None else None
         self.span = runtime.tracer.start_span(
             f"{request.operation} {request.model}",
+            context,
             kind=SpanKind.CLIENT,
             attributes=_span_attributes(request, self._attribution),
         )
         self._start = time.perf_counter()
 
-    def activate(self) -> object:
-        """Make the call's span current while the SDK sends the request."""
-        ctx = trace.set_span_in_context(self.span)
-        return otel_context.attach(otel_context.set_value(CALL_IN_PROGRESS_KEY, True, ctx))
+    def activate(self, context: otel_context.Context | None = None) -> object:
+        """Make the call's span current while the SDK sends the request (`context`: the caller's,
+        the current one when None)."""
+        in_call = trace.set_span_in_context(
+            self.span, otel_context.set_value(CALL_IN_PROGRESS_KEY, True, context)
+        )
+        return otel_context.attach(in_call)
 
     @staticmethod
     def deactivate(token: object) -> None:
@@ -351,13 +357,15 @@ _INPUT: Final = GenAiTokenTypeValues.INPUT.value
 _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 
 
-def new_call(runtime: Runtime, describe: Callable[[], RequestInfo]) -> LLMCall | None:
+def new_call(
+    runtime: Runtime, describe: Callable[[], RequestInfo], context: otel_context.Context
+) -> LLMCall | None:
     """Start a call, or return None when our own code failed (the user's call then goes on bare).
 
     `BudgetExceededError` is the one exception that passes: the user asked for it.
     """
     try:
-        return LLMCall(runtime, describe())
+        return LLMCall(runtime, describe(), context)
     except BudgetExceededError:
         raise
     except Exception:

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from opentelemetry import context as otel_context
+
 from ._proxy import ObjectProxy
 from .call import LLMCall, Runtime, safely
 from .usage import ResponseSummary
@@ -95,9 +97,10 @@ def stream_manager_wrapper(runtime: Runtime, adapter: Any, is_async: bool) -> Wr
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not _should_record(runtime):
+        context = otel_context.get_current()
+        if not _should_record(runtime, context):
             return wrapped(*args, **kwargs)
-        call, call_kwargs, _ = _begin(runtime, adapter, instance, kwargs)
+        call, call_kwargs, _ = _begin(runtime, adapter, instance, kwargs, context)
         if call is None:
             return wrapped(*args, **kwargs)
         try:

@@ -51,13 +51,9 @@ class CallStreamObserver:
             self._call.end(summary, estimated=not complete)
 
 
-def _should_record(runtime: Runtime) -> bool:
+def _should_record(runtime: Runtime, context: otel_context.Context) -> bool:
     # Nested SDK methods (a helper calling `create`) would otherwise count one call twice.
-    return (
-        runtime.enabled
-        and is_instrumentation_enabled()
-        and otel_context.get_value(CALL_IN_PROGRESS_KEY) is None
-    )
+    return runtime.enabled and context.get(CALL_IN_PROGRESS_KEY) is None and is_instrumentation_enabled()
 
 
 # Response type -> whether it is a raw response (`with_raw_response`, `with_streaming_response`). Asked
@@ -93,7 +89,11 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
 
 
 def _begin(
-    runtime: Runtime, adapter: ApiAdapter, instance: Any, kwargs: dict[str, Any]
+    runtime: Runtime,
+    adapter: ApiAdapter,
+    instance: Any,
+    kwargs: dict[str, Any],
+    context: otel_context.Context,
 ) -> tuple[LLMCall | None, dict[str, Any], bool]:
     try:
         prepared = dict(kwargs)
@@ -101,7 +101,7 @@ def _begin(
     except Exception:
         _logger.debug("tokenbudget: could not prepare a request", exc_info=True)
         prepared, hide_usage = kwargs, False
-    call = new_call(runtime, lambda: adapter.describe(instance, prepared))
+    call = new_call(runtime, lambda: adapter.describe(instance, prepared), context)
     if call is None:
         return None, kwargs, False
     return call, prepared, hide_usage
@@ -111,12 +111,13 @@ def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not _should_record(runtime):
+        context = otel_context.get_current()
+        if not _should_record(runtime, context):
             return wrapped(*args, **kwargs)
-        call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs)
+        call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs, context)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.activate()
+        token = call.activate(context)
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as error:
@@ -134,12 +135,13 @@ def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         async def run() -> Any:
-            if not _should_record(runtime):
+            context = otel_context.get_current()
+            if not _should_record(runtime, context):
                 return await wrapped(*args, **kwargs)
-            call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs)
+            call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs, context)
             if call is None:
                 return await wrapped(*args, **kwargs)
-            token = call.activate()
+            token = call.activate(context)
             try:
                 result = await wrapped(*args, **call_kwargs)
             except BaseException as error:
