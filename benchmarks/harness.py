@@ -309,11 +309,103 @@ def _openai_v2() -> list[Any]:
     return [OpenAIInstrumentor()]
 
 
+class SdkFloor:
+    """Not an instrumentation: what the OTel SDK alone charges for the telemetry the GenAI conventions
+    ask of one call, with none of an instrumentation's own work. A bare `wrapt` wrapper starts a
+    CLIENT span with the request attributes ours sets, calls the SDK, sets the 12 response attributes
+    ours sets (fixed values: nothing reads the response) and records the four metric points ours
+    records (duration, input and output token usage, cost) with the same attribute sets, then ends the
+    span. A stream's span ends when `create` returns: no item is looked at. The ratio of this row is
+    the least that any instrumentation recording that content through the SDK can measure."""
+
+    _TARGETS = (
+        ("openai.resources.chat.completions.completions", "Completions.create", "openai", "api.openai.com"),
+        ("anthropic.resources.messages.messages", "Messages.create", "anthropic", "api.anthropic.com"),
+    )
+
+    def __init__(self) -> None:
+        self._wrapped: list[tuple[Any, str]] = []
+
+    def instrument(self, tracer_provider: Any, meter_provider: Any) -> None:
+        import importlib
+
+        import wrapt
+
+        tracer = tracer_provider.get_tracer("sdk-floor")
+        meter = meter_provider.get_meter("sdk-floor")
+        instruments = (
+            meter.create_histogram("gen_ai.client.operation.duration", unit="s"),
+            meter.create_histogram("gen_ai.client.token.usage", unit="{token}"),
+            meter.create_histogram("gen_ai.client.operation.cost", unit="{cost}"),
+        )
+        for module_name, method, provider, address in self._TARGETS:
+            module = importlib.import_module(module_name)
+            wrapt.wrap_function_wrapper(
+                module, method, _floor_wrapper(tracer, instruments, provider, address)
+            )
+            owner_name, attribute = method.split(".")
+            self._wrapped.append((getattr(module, owner_name), attribute))
+
+    def uninstrument(self) -> None:
+        for owner, attribute in self._wrapped:
+            setattr(owner, attribute, getattr(owner, attribute).__wrapped__)
+        self._wrapped.clear()
+
+
+def _floor_wrapper(tracer: Any, instruments: tuple[Any, Any, Any], provider: str, address: str) -> Any:
+    from opentelemetry.trace import SpanKind
+
+    duration, tokens, cost = instruments
+    request = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": "model",
+        "server.address": address,
+        "server.port": 443,
+    }
+    metric = {**request, "gen_ai.response.model": "model-2024"}
+    input_metric = {**metric, "gen_ai.token.type": "input"}
+    output_metric = {**metric, "gen_ai.token.type": "output"}
+    cost_metric = {**metric, "gen_ai.usage.cost.currency": "USD", "gen_ai.usage.cost.source": "local"}
+    response = {
+        "gen_ai.response.model": "model-2024",
+        "gen_ai.response.id": "id-1",
+        "gen_ai.response.finish_reasons": ("stop",),
+        INPUT_TOKENS: 12,
+        "gen_ai.usage.output_tokens": 5,
+        COST_AMOUNT: 4.8e-06,
+        "gen_ai.usage.cost.currency": "USD",
+        "gen_ai.usage.cost.source": "local",
+        "tokenbudget.cost.input": 1.8e-06,
+        "tokenbudget.cost.output": 3e-06,
+        "tokenbudget.price.source": "genai-prices",
+        "tokenbudget.price.version": "genai-prices 0.0.30",
+    }
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("chat model", kind=SpanKind.CLIENT, attributes=request)
+        start = time.perf_counter()
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            duration.record(time.perf_counter() - start, metric)
+            span.set_attributes(response)
+            tokens.record(12, input_metric)
+            tokens.record(5, output_metric)
+            cost.record(4.8e-06, cost_metric)
+            span.end()
+
+    return wrapper
+
+
 INSTRUMENTORS: dict[str, Callable[[], Instrumentor]] = {
     "ours": lambda: Instrumentor("ours", frozenset(SCENARIOS), _ours, requires_cost=True),
     "ours-api-only": lambda: Instrumentor("ours-api-only", frozenset(SCENARIOS), _ours, sdk=False),
     "openllmetry": lambda: Instrumentor("openllmetry", frozenset(SCENARIOS), _openllmetry),
     "openai-v2": lambda: Instrumentor("openai-v2", frozenset({OPENAI_CHAT, OPENAI_CHAT_STREAM}), _openai_v2),
+    "sdk-floor": lambda: Instrumentor(
+        "sdk-floor", frozenset(SCENARIOS), lambda: [SdkFloor()], requires_cost=True
+    ),
 }
 
 
