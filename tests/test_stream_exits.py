@@ -169,6 +169,35 @@ def test_connection_dies_mid_stream(instrumented: Any, telemetry: Telemetry, pro
 
 
 @PROVIDERS
+def test_loop_over_the_call_itself(instrumented: Any, telemetry: Telemetry, provider: str) -> None:
+    # `for` keeps only what iter() returned: the proxy itself is dropped before the first item.
+    events = _RecordedEvents(provider)
+    for _ in _create(_client(provider, events, False), provider, events.request):
+        assert telemetry.our_spans() == []
+
+    attributes = telemetry.only_span().attributes
+    assert attributes["gen_ai.usage.cost.amount"] == STREAMS[provider][1]
+    assert "tokenbudget.cost.estimated" not in attributes
+
+
+@PROVIDERS
+@pytest.mark.parametrize("started", [True, False], ids=["started", "never-started"])
+def test_abandoned_iterator_ends_the_call_when_the_last_reference_goes(
+    instrumented: Any, telemetry: Telemetry, provider: str, started: bool
+) -> None:
+    events = _RecordedEvents(provider)
+    stream = _create(_client(provider, events, False), provider, events.request)
+    items = iter(stream)
+    if started:
+        next(items)
+    del stream
+    assert telemetry.our_spans() == []
+    del items  # no gc.collect(): nothing of ours makes a reference cycle that would delay the end
+
+    assert telemetry.only_span().attributes["tokenbudget.cost.estimated"] is True
+
+
+@PROVIDERS
 def test_abandoned_stream_is_ended_by_garbage_collection(
     instrumented: Any, telemetry: Telemetry, provider: str
 ) -> None:

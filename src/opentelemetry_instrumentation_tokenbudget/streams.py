@@ -10,6 +10,7 @@ an abandoned stream; whichever comes first ends the call, the others do nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from ._proxy import ObjectProxy
@@ -27,63 +28,76 @@ class StreamObserver(Protocol):
         ...
 
 
-class _ObservedStreamBase(ObjectProxy):
-    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
-        super().__init__(wrapped)
-        self._self_observer = observer
-        # Bound once: every item of a long stream passes here, and each attribute look-up through
-        # the proxy costs a little.
-        self._self_on_item = observer.on_item
-        self._self_ended = False
+class _StreamEnd:
+    """Ends a stream's call once, whoever gets there first: the stream's items running out or
+    failing, `close()`, the context manager's exit, or the stream being abandoned.
 
-    def _self_hides(self, item: object) -> bool:
-        try:
-            return self._self_on_item(item)
-        except Exception:
-            _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
-            return False
+    Held by the proxy and by its item generator, and by nothing else: `for` keeps only the
+    generator once `iter()` has returned it, so the stream is abandoned when this object goes, not
+    when the proxy does. Neither the proxy nor the generator holds the other: a cycle would delay
+    that moment until the cyclic collector runs."""
 
-    def _self_end(self, error: BaseException | None) -> None:
-        if self._self_ended:
-            return
-        self._self_ended = True
-        try:
-            self._self_observer.on_end(error)
-        except Exception:
-            _logger.debug("tokenbudget: could not end a stream's call", exc_info=True)
+    __slots__ = ("_ended", "_observer")
+
+    def __init__(self, observer: StreamObserver) -> None:
+        self._observer = observer
+        self._ended = False
 
     def __del__(self) -> None:
         # An abandoned stream still ends its span and settles its budget reservation.
-        self._self_end(None)
+        self(None)
+
+    def __call__(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._observer.on_end(error)
+        except Exception:
+            _logger.debug("tokenbudget: could not end a stream's call", exc_info=True)
+
+
+def _observed_items(
+    source: Iterable[Any], on_item: Callable[[object], bool], end: _StreamEnd
+) -> Iterator[Any]:
+    # A generator rather than a __next__ method on the proxy: `for` resumes it from C, where a
+    # Python __next__ is a new frame per item (per item: 0.47 -> 0.24 us for Anthropic's events).
+    try:
+        for item in source:
+            try:
+                hide = on_item(item)
+            except Exception:
+                _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
+                hide = False
+            if not hide:
+                yield item
+    except GeneratorExit:  # closed or dropped while suspended: the stream ended early, not failed
+        end(None)
+        raise
+    except BaseException as error:
+        end(error)
+        raise
+    end(None)
+
+
+class _ObservedStreamBase(ObjectProxy):
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_end = _StreamEnd(observer)
 
 
 class ObservedStream(_ObservedStreamBase):
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped, observer)
-        self._self_next = wrapped.__next__
+        # Not started until the first item is asked for; `iter()` and `next()` share it, as the SDK's
+        # own `__iter__` and `__next__` share one iterator.
+        self._self_items = _observed_items(wrapped, observer.on_item, self._self_end)
 
-    def __iter__(self) -> ObservedStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_items
 
     def __next__(self) -> Any:
-        next_item = self._self_next
-        on_item = self._self_on_item
-        while True:
-            try:
-                item = next_item()
-            except StopIteration:
-                self._self_end(None)
-                raise
-            except BaseException as error:
-                self._self_end(error)
-                raise
-            # The observer inline rather than through _self_hides: this is the per-item path.
-            try:
-                if not on_item(item):
-                    return item
-            except Exception:
-                _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
-                return item
+        return next(self._self_items)
 
     def close(self) -> None:
         try:
@@ -104,9 +118,13 @@ class ObservedStream(_ObservedStreamBase):
 
 
 class ObservedAsyncStream(_ObservedStreamBase):
+    # No async generator here: one dropped while suspended is finalized through the event loop, if
+    # there still is one, where the proxy's own finalizer ends the call at once.
+
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped, observer)
         self._self_anext = wrapped.__anext__
+        self._self_on_item = observer.on_item
 
     def __aiter__(self) -> ObservedAsyncStream:
         return self
@@ -121,7 +139,11 @@ class ObservedAsyncStream(_ObservedStreamBase):
             except BaseException as error:
                 self._self_end(error)
                 raise
-            if not self._self_hides(item):
+            try:
+                if not self._self_on_item(item):
+                    return item
+            except Exception:
+                _logger.debug("tokenbudget: could not read a stream item", exc_info=True)
                 return item
 
     async def close(self) -> None:
