@@ -64,7 +64,8 @@ MAX_TRACKED_SPANS: Final = 10_000
 MAX_PENDING_SPANS: Final = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the caller's thread builds one per span, and a frozen dataclass's __init__ costs 4x.
+@dataclass(slots=True)
 class _Finished:
     attributes: Mapping[str, AttributeValue]
     attribution: Mapping[str, AttributeValue]
@@ -136,10 +137,11 @@ class BudgetSpanProcessor(SpanProcessor):
         try:
             span_id = span.get_span_context().span_id
             # The SDK passes the context the span was started with, or None for the current one.
-            if otel_context.get_value(CALL_IN_PROGRESS_KEY, parent_context) is not None:
+            context = parent_context if parent_context is not None else otel_context.get_current()
+            if context.get(CALL_IN_PROGRESS_KEY) is not None:
                 self._covered.put(span_id, True)
                 return
-            attribution = call_attribution(self._baggage_attribution, parent_context)
+            attribution = call_attribution(self._baggage_attribution, context)
             if attribution:
                 self._attribution.put(span_id, attribution)
         except Exception:
@@ -166,7 +168,8 @@ class BudgetSpanProcessor(SpanProcessor):
             # The guard's clock, read as the span ends, rather than the span's end time: the same
             # instant, measured as the wrappers measure it, so that both pick the same window.
             finished = _Finished(
-                dict(attributes),
+                # Not copied: the SDK made them immutable when the span ended.
+                attributes,
                 attribution if isinstance(attribution, Mapping) else {},
                 self._guard.now(),
             )
