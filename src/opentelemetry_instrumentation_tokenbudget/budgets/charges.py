@@ -17,7 +17,7 @@ from .windows import NEVER, WindowSpan
 SETTLE_GRACE_SECONDS: Final = 86_400
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Charge:
     """One budget's share of a call: the ledger entry and what is needed to report on it."""
 

@@ -59,7 +59,7 @@ ON_STORE_ERROR: Final = ("open", "closed")
 _EMBEDDINGS: Final = "embeddings"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetAdmission:
     """A call's reservation: `reserved` picodollars on each charge's entry (0 if the store was down)."""
 

@@ -238,7 +238,9 @@ class BudgetSpanProcessor(SpanProcessor):
                 self._busy = False
 
     def _settle(self, finished: _Finished) -> None:
-        attributes = finished.attributes
+        # Copied here, on the worker, not by the thread that ended the span: the SDK's attribute
+        # mapping answers each look-up in Python, and a dict answers the many that follow in C.
+        attributes = dict(finished.attributes)
         provider = _text(attributes.get(GEN_AI_PROVIDER_NAME)) or _text(attributes.get(GEN_AI_SYSTEM))
         model = _text(attributes.get(GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(GEN_AI_REQUEST_MODEL))
         operation = _text(attributes.get(GEN_AI_OPERATION_NAME))

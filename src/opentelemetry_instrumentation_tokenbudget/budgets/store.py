@@ -28,7 +28,10 @@ def picodollars_to_usd(amount: int) -> Decimal:
     return Decimal(amount) / PICODOLLARS_PER_USD
 
 
-@dataclass(frozen=True, slots=True)
+# These records are built on every call and every settlement, and never changed once built. They are
+# not frozen for all that: a frozen dataclass's __init__ sets each field through object.__setattr__
+# and costs four times as much. The same holds for `WindowSpan`, `Charge` and `BudgetAdmission`.
+@dataclass(slots=True)
 class LedgerKey:
     """One budget's ledger entry for one group in one window.
 
@@ -47,10 +50,10 @@ class LedgerKey:
     """The entry's name in a store, made once: a settlement reads it several times."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "storage_key", f"{self.budget}|{self.group}|{self.window_start}")
+        self.storage_key = f"{self.budget}|{self.group}|{self.window_start}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Balance:
     """What a ledger entry holds, in picodollars: settled spend and reservations still open."""
 
@@ -58,7 +61,7 @@ class Balance:
     reserved: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReserveOutcome:
     """The answer to `reserve`.
 

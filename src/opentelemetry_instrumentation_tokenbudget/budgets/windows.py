@@ -31,7 +31,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _SECONDS_PER_UNIT: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WindowSpan:
     """One window: `start` (inclusive) and `end` (exclusive) in epoch seconds; `end` None is never."""
 
