@@ -51,6 +51,11 @@ PEERS: dict[str, list[str]] = {
     # httpx (the SDK itself now uses httpx2).
     "openai-v2": ["opentelemetry-instrumentation-openai-v2==2.3b0", "wrapt<2", "httpx"],
 }
+# What each peer's import is measured on (`startup.py --import-only`, with the peer's Python).
+PEER_IMPORTS: dict[str, list[str]] = {
+    "openai-v2": ["opentelemetry.instrumentation.openai_v2"],
+    "openllmetry": ["opentelemetry.instrumentation.openai", "opentelemetry.instrumentation.anthropic"],
+}
 PARTS = ("overhead", "budgets", "processor", "startup", "memory")
 
 TARGETS = {
@@ -105,7 +110,11 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     if "overhead" in parts:
         rounds, seconds = ("5", "0.1") if quick else ("15", "0.3")
-        interpreters: dict[str, Path | str] = {"ours": sys.executable, "ours-api-only": sys.executable}
+        interpreters: dict[str, Path | str] = {
+            "ours": sys.executable,
+            "ours-api-only": sys.executable,
+            "sdk-floor": sys.executable,
+        }
         if peers:
             interpreters.update({name: peer_python(name) for name in PEERS})
         for name, python in interpreters.items():
@@ -143,21 +152,30 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
             str(RESULTS / "processor.json"),
         )
     if "startup" in parts:
-        _run(
-            sys.executable,
-            "startup.py",
-            "--runs",
-            "5" if quick else "15",
-            "--json",
-            str(RESULTS / "startup.json"),
-        )
+        runs = "5" if quick else "15"
+        _run(sys.executable, "startup.py", "--runs", runs, "--json", str(RESULTS / "startup.json"))
+        if peers:
+            for name, modules in PEER_IMPORTS.items():
+                _run(
+                    peer_python(name),
+                    "startup.py",
+                    "--import-only",
+                    "--modules",
+                    ",".join(modules),
+                    "--runs",
+                    runs,
+                    "--json",
+                    str(RESULTS / f"import-{name}.json"),
+                )
     if "memory" in parts:
         calls = "100000" if quick else "1000000"
         _run(sys.executable, "memory.py", "--calls", calls, "--json", str(RESULTS / "memory.json"))
 
 
 def summary() -> dict[str, Any]:
-    overhead = {name: _load(f"overhead-{name}.json") for name in ("ours", "ours-api-only", *PEERS)}
+    overhead = {
+        name: _load(f"overhead-{name}.json") for name in ("ours", "ours-api-only", "sdk-floor", *PEERS)
+    }
     budgets, processor, startup, memory = (
         _load(f"{part}.json") for part in ("budgets", "processor", "startup", "memory")
     )
@@ -179,7 +197,10 @@ def summary() -> dict[str, Any]:
     if budgets and "redis" in budgets:
         measured["redis round trips per call"] = budgets["redis"]["round_trips_per_call"]
     if startup:
+        # Ours in total, the instrumentation base included: what the target is about.
         measured["import ms on top of the OTel API"] = startup["import"]["on_top_of_otel_api_ms"]
+    imports = {"ours": startup["import"] if startup else None}
+    imports.update({name: _load(f"import-{name}.json") for name in PEER_IMPORTS})
     return {
         "overhead": rows,
         "targets": {
@@ -189,6 +210,7 @@ def summary() -> dict[str, Any]:
         "budgets": budgets,
         "processor": processor,
         "startup": startup,
+        "imports": {name: document for name, document in imports.items() if document},
         "memory": memory,
         "versions": {name: document["packages"] for name, document in overhead.items() if document},
     }
@@ -239,6 +261,9 @@ def print_summary(document: dict[str, Any]) -> None:
             f"import: {imported['on_top_of_otel_api_ms']} ms on top of the OTel API;"
             f" instrument(): {startup['first_call']['instrument_ms']} ms"
         )
+    if document.get("imports"):
+        print(_imports_line(document["imports"]))
+    if startup:
         for scenario, figures in startup["first_call"].items():
             if isinstance(figures, dict):
                 print(
@@ -254,6 +279,21 @@ def print_summary(document: dict[str, Any]) -> None:
             f" allocated blocks {memory['allocated_blocks_growth']:+,},"
             f" GC objects {memory['gc_objects_growth']:+,}"
         )
+
+
+def _imports_line(imports: dict[str, Any]) -> str:
+    """Ours and each peer's import on top of the OTel API, after the instrumentation base (measured in
+    our environment; each peer's own share is measured on top of the base of its environment)."""
+    parts = []
+    base = (imports.get("ours") or {}).get("instrumentation_base_ms")
+    if base is not None:
+        parts.append(f"base (opentelemetry-instrumentation) {base} ms")
+    for name, imported in imports.items():
+        part = f"{name} {imported['on_top_of_otel_api_ms']} ms"
+        if imported.get("own_ms_on_top_of_base") is not None:
+            part += f" (own {imported['own_ms_on_top_of_base']} on top of the base)"
+        parts.append(part)
+    return "import on top of the OTel API: " + "; ".join(parts)
 
 
 def main() -> None:

@@ -12,29 +12,52 @@ compiled: the first run is a warm-up that is not counted).
   50 calls that follow. The difference between the instrumented and the bare first call is what the
   instrumentation adds to it (price data loading included).
 
+Next to the package's import, and measured the same way (the processes take turns), the import of
+the instrumentation base every instrumentation needs (`opentelemetry.instrumentation.instrumentor`,
+`instrumentation_base_ms`), and the package's own share: in each process the base is imported
+first, untimed, then the package is timed (`own_ms_on_top_of_base`).
+
+`--import-only --modules a,b` measures only the import of those modules (imported together, in one
+statement) and of the base. This script imports nothing but the standard library and `report.py` at
+module level, so it runs under a peer's environment too (`run.py` does, for the peers' import JSON).
+
     python benchmarks/startup.py [--runs 15] [--json benchmarks/results/startup.json]
+    python benchmarks/startup.py --import-only --modules opentelemetry.instrumentation.openai_v2 [--json P]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from report import report
 
 PACKAGE = "opentelemetry_instrumentation_tokenbudget"
-_IMPORT_CODE = f"""
+OTEL_API = ("opentelemetry.trace", "opentelemetry.metrics")
+# BaseInstrumentor, which every instrumentation subclasses (it pulls wrapt, packaging, importlib.metadata).
+INSTRUMENTATION_BASE = "opentelemetry.instrumentation.instrumentor"
+# Reported with their versions in every import measurement, when installed.
+_DISTRIBUTIONS = ("opentelemetry-api", "opentelemetry-instrumentation", "wrapt", "packaging")
+
+
+def _import_code(modules: Sequence[str], untimed: Sequence[str] = ()) -> str:
+    """A process that imports the OTel API and `untimed`, then prints the time `modules` take."""
+    before = [*OTEL_API, *untimed]
+    return f"""
 import sys, time
-import opentelemetry.trace, opentelemetry.metrics
+import {", ".join(before)}
 start = time.perf_counter()
-import {PACKAGE}
+import {", ".join(modules)}
 print(time.perf_counter() - start, "genai_prices" in sys.modules)
 """
 
@@ -58,19 +81,32 @@ def _importtime_table(stderr: str) -> dict[str, tuple[int, int]]:
     return table
 
 
-def import_time(runs: int) -> dict[str, Any]:
-    _python("-c", _IMPORT_CODE)
-    seconds = []
-    loads_prices = False
+def _sample(codes: Sequence[str], runs: int) -> list[tuple[list[float], bool]]:
+    """Per code: the seconds it printed in each of `runs` fresh processes, and whether any of them had
+    imported genai_prices. One warm-up process per code first (not counted: it compiles the bytecode);
+    then the codes take turns, so that a slower moment of the machine weighs on all of them alike."""
+    for code in codes:
+        _python("-c", code)
+    samples: list[tuple[list[float], bool]] = [([], False) for _ in codes]
     for _ in range(runs):
-        elapsed, prices = _python("-c", _IMPORT_CODE).stdout.split()
-        seconds.append(float(elapsed))
-        loads_prices = loads_prices or prices == "True"
-    api_only = _importtime_table(
-        _python("-X", "importtime", "-c", "import opentelemetry.trace, opentelemetry.metrics").stderr
-    )
-    with_package = _importtime_table(_python("-X", "importtime", "-c", _IMPORT_CODE).stderr)
-    added = {name: times for name, times in with_package.items() if name not in api_only}
+        for index, code in enumerate(codes):
+            # The last line: an import may print to stdout before.
+            elapsed, prices = _python("-c", code).stdout.strip().splitlines()[-1].split()
+            seconds, loaded = samples[index]
+            seconds.append(float(elapsed))
+            samples[index] = (seconds, loaded or prices == "True")
+    return samples
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1e3, 1)
+
+
+def _heaviest(modules: Sequence[str]) -> dict[str, Any]:
+    """One `-X importtime` run: the modules `modules` add to the OTel API, the heaviest by self time."""
+    api_only = _importtime_table(_python("-X", "importtime", "-c", f"import {', '.join(OTEL_API)}").stderr)
+    with_modules = _importtime_table(_python("-X", "importtime", "-c", _import_code(modules)).stderr)
+    added = {name: times for name, times in with_modules.items() if name not in api_only}
     heaviest = sorted(added.items(), key=lambda item: item[1][0], reverse=True)[:12]
     by_package: dict[str, int] = {}
     for name, (own, _) in added.items():
@@ -80,14 +116,65 @@ def import_time(runs: int) -> dict[str, Any]:
         by_package[top] = by_package.get(top, 0) + own
     heaviest_packages = sorted(by_package.items(), key=lambda item: item[1], reverse=True)[:12]
     return {
-        "on_top_of_otel_api_ms": round(statistics.median(seconds) * 1e3, 1),
-        "min_max_ms": [round(min(seconds) * 1e3, 1), round(max(seconds) * 1e3, 1)],
-        "runs": runs,
-        "genai_prices_imported_at_import": loads_prices,
         "modules_added": len(added),
         "heaviest_packages_self_ms": {name: round(own / 1e3, 2) for name, own in heaviest_packages},
         "heaviest_modules_self_ms": {name: round(own / 1e3, 2) for name, (own, _) in heaviest},
     }
+
+
+def _versions(modules: Sequence[str], heaviest_packages: Sequence[str]) -> dict[str, str]:
+    """Versions of the OTel API, of the instrumentation base and its dependencies, of the distribution
+    of each module (found by its name: `a.b_c` -> `a-b-c`, then `a`), and of the distributions of the
+    heaviest packages outside the opentelemetry namespace (the standard library has none)."""
+    names = list(_DISTRIBUTIONS)
+    for module in modules:
+        parts = module.split(".")
+        for length in range(len(parts), 0, -1):
+            candidate = "-".join(parts[:length]).replace("_", "-")
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                metadata.version(candidate)
+                names.append(candidate)
+                break
+    owners = metadata.packages_distributions()
+    for package in heaviest_packages:
+        if not package.startswith("opentelemetry"):
+            names.extend(owners.get(package, []))
+    versions = {}
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def measure_import(modules: Sequence[str], runs: int) -> dict[str, Any]:
+    """The import of `modules` (one statement) on top of the OTel API, median over `runs` processes;
+    next to it the instrumentation base alone on top of the OTel API, and `modules` on top of both."""
+    (total, prices), (base, _), (own, _) = _sample(
+        [
+            _import_code(modules),
+            _import_code([INSTRUMENTATION_BASE]),
+            _import_code(modules, [INSTRUMENTATION_BASE]),
+        ],
+        runs,
+    )
+    result: dict[str, Any] = {
+        "modules": list(modules),
+        "on_top_of_otel_api_ms": _ms(statistics.median(total)),
+        "min_max_ms": [_ms(min(total)), _ms(max(total))],
+        "instrumentation_base_ms": _ms(statistics.median(base)),
+        "own_ms_on_top_of_base": _ms(statistics.median(own)),
+        "runs": runs,
+    }
+    if PACKAGE in modules:
+        result["genai_prices_imported_at_import"] = prices
+    heaviest = _heaviest(modules)
+    packages = _versions(modules, list(heaviest["heaviest_packages_self_ms"]))
+    return {**result, **heaviest, "packages": packages}
+
+
+def import_time(runs: int) -> dict[str, Any]:
+    """The package's import (`startup.json`'s "import")."""
+    return measure_import([PACKAGE], runs)
 
 
 def _first_call_child(instrumented: bool) -> None:
@@ -135,7 +222,7 @@ def first_call(runs: int) -> dict[str, Any]:
                 into = samples.setdefault(scenario, {}).setdefault(kind, {"first": [], "following": []})
                 into["first"].append(times["first"])
                 into["following"].append(times["following"])
-    results = {}
+    results: dict[str, Any] = {}
     for scenario, kinds in samples.items():
         figures = {
             f"{kind}_{which}_ms": round(statistics.median(values[which]) * 1e3, 2)
@@ -155,14 +242,34 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "startup.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="where to write the results (default: benchmarks/results/startup.json; with --import-only,"
+        " nowhere: printed only)",
+    )
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="measure only the import of --modules (and of the instrumentation base); runs under any"
+        " environment with the OTel API and opentelemetry-instrumentation, e.g. a peer's",
+    )
+    parser.add_argument(
+        "--modules", default=PACKAGE, help="with --import-only: comma-separated modules, imported together"
+    )
     parser.add_argument("--child", choices=["bare", "instrumented"], help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         _first_call_child(options.child == "instrumented")
         return
+    if options.import_only:
+        modules = [module.strip() for module in options.modules.split(",") if module.strip()]
+        if not modules:
+            parser.error("--modules: no module given")
+        report(measure_import(modules, options.runs), options.json)
+        return
     results = {"import": import_time(options.runs), "first_call": first_call(max(options.runs // 3, 3))}
-    report(results, options.json)
+    report(results, options.json or Path(__file__).parent / "results" / "startup.json")
 
 
 if __name__ == "__main__":
