@@ -312,11 +312,12 @@ def _openai_v2() -> list[Any]:
 class SdkFloor:
     """Not an instrumentation: what the OTel SDK alone charges for the telemetry the GenAI conventions
     ask of one call, with none of an instrumentation's own work. A bare `wrapt` wrapper starts a
-    CLIENT span with the request attributes ours sets, calls the SDK, sets the 12 response attributes
-    ours sets (fixed values: nothing reads the response) and records the four metric points ours
-    records (duration, input and output token usage, cost) with the same attribute sets, then ends the
-    span. A stream's span ends when `create` returns: no item is looked at. The ratio of this row is
-    the least that any instrumentation recording that content through the SDK can measure."""
+    CLIENT span with the request attributes ours sets, makes it current while it calls the SDK, sets
+    the 12 response attributes ours sets (fixed values: nothing reads the response) and records the
+    four metric points ours records (duration, input and output token usage, cost) with the same
+    attribute sets, then ends the span. A stream's span ends when `create` returns: no item is looked
+    at. The ratio of this row is the least that any instrumentation recording that content through the
+    SDK can measure."""
 
     _TARGETS = (
         ("openai.resources.chat.completions.completions", "Completions.create", "openai", "api.openai.com"),
@@ -353,7 +354,8 @@ class SdkFloor:
 
 
 def _floor_wrapper(tracer: Any, instruments: tuple[Any, Any, Any], provider: str, address: str) -> Any:
-    from opentelemetry.trace import SpanKind
+    from opentelemetry import context
+    from opentelemetry.trace import SpanKind, set_span_in_context
 
     duration, tokens, cost = instruments
     request = {
@@ -384,10 +386,15 @@ def _floor_wrapper(tracer: Any, instruments: tuple[Any, Any, Any], provider: str
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         span = tracer.start_span("chat model", kind=SpanKind.CLIENT, attributes=request)
+        # Current while the SDK runs, as any instrumentation's span must be (the HTTP client's spans
+        # and the propagated trace context belong to it). The Anthropic SDK then sends that context
+        # and runs its own tracing (`anthropic._tracing`), which it skips when no span is current.
+        token = context.attach(set_span_in_context(span))
         start = time.perf_counter()
         try:
             return wrapped(*args, **kwargs)
         finally:
+            context.detach(token)
             duration.record(time.perf_counter() - start, metric)
             span.set_attributes(response)
             tokens.record(12, input_metric)

@@ -118,11 +118,8 @@ class MessageEvents:
 
     def on_item(self, event: Any) -> bool:
         event_type = event.type
-        if event_type == "message_start":
-            message = event.message
-            self._model, self._id = message.model, message.id
-            self._take_usage(message.usage)
-        elif event_type == "content_block_delta":
+        # Deltas first: all but a handful of a stream's events are deltas.
+        if event_type == "content_block_delta":
             delta = event.delta
             text = (
                 getattr(delta, "text", None)
@@ -131,6 +128,10 @@ class MessageEvents:
             )
             if isinstance(text, str):
                 self.output_characters += len(text)
+        elif event_type == "message_start":
+            message = event.message
+            self._model, self._id = message.model, message.id
+            self._take_usage(message.usage)
         elif event_type == "message_delta":
             self._take_usage(event.usage)
             self._stop_reason = event.delta.stop_reason or self._stop_reason
