@@ -61,7 +61,7 @@ def _observed_items(
     source: Iterable[Any], on_item: Callable[[object], bool], end: _StreamEnd
 ) -> Iterator[Any]:
     # A generator rather than a __next__ method on the proxy: `for` resumes it from C, where a
-    # Python __next__ is a new frame per item (per item: 0.47 -> 0.24 us for Anthropic's events).
+    # Python __next__ is a new frame per item (per item: 0.47 -> 0.25 us for Anthropic's events).
     try:
         for item in source:
             try:
