@@ -429,9 +429,9 @@ def test_an_unpriced_model_is_admitted_at_zero_and_said_once(
 
     assert ledger(store, budget, clock.now) == Balance(spent=0, reserved=0)
     assert [r.getMessage() for r in caplog.records if r.name.endswith(".budgets.estimate")] == [
-        "tokenbudget: model 'my-finetune-7' of provider 'openai' has no known price, so budgets admit its"
-        " calls with an estimate of $0 and cannot count their cost; pass prices={'my-finetune-7': {...}}"
-        " to budget it"
+        "tokenbudget: no price is known for model 'my-finetune-7' of provider 'openai'; budgets admit its"
+        " calls with an estimate of $0 and cannot count their cost. Pass prices={'my-finetune-7': {...}}"
+        " to price it"
     ]
 
 

@@ -161,9 +161,9 @@ def test_genai_spans_of_other_instrumentations_are_priced_and_counted(
         ("everything", Decimal("0.0004"), Decimal("0.00045")),
     ]
     assert [r.getMessage() for r in caplog.records if r.name.endswith(".processor")] == [
-        "tokenbudget: a span of another instrumentation for model 'mystery-model-9' of provider 'openai' has"
-        " tokens but no known price, so budgets cannot count it; pass prices={'mystery-model-9': {...}} to"
-        " price it"
+        "tokenbudget: no price is known for model 'mystery-model-9' of provider 'openai'; budgets cannot"
+        " count the spans of other instrumentations that call it. Pass prices={'mystery-model-9': {...}}"
+        " to price it"
     ]
 
     # That spend counts against the limit of calls made through our wrappers.

@@ -45,6 +45,7 @@ from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
     GEN_AI_USAGE_COST_CURRENCY,
     GEN_AI_USAGE_COST_SOURCE,
+    TOKENBUDGET_CLIENT_UNPRICED_CALLS,
     TOKENBUDGET_COST_CACHE_READ,
     TOKENBUDGET_COST_CACHE_WRITE,
     TOKENBUDGET_COST_ESTIMATED,
@@ -54,6 +55,7 @@ from .semconv import (
     TOKENBUDGET_PRICE_VERSION,
     GenAiUsageCostSourceValues,
 )
+from .unpriced import UnpricedWarnings
 from .usage import ResponseSummary, TokenUsage
 
 _logger = logging.getLogger(__name__)
@@ -125,21 +127,7 @@ class Runtime:
         self.settings = settings
         self.guard = guard
         self.enabled = True
-        self._warned_unpriced: set[tuple[str, str]] = set()
-
-    def warn_unpriced_once(self, provider: str, model: str) -> None:
-        key = (provider, model)
-        if key in self._warned_unpriced:
-            return
-        # Bounded by the number of distinct models an application calls.
-        self._warned_unpriced.add(key)
-        _logger.warning(
-            "tokenbudget: no price is known for model %r of provider %r; its calls have no cost attribute "
-            "and are counted in tokenbudget.client.unpriced_calls. Pass prices={%r: {...}} to price it.",
-            model,
-            provider,
-            model,
-        )
+        self.unpriced = UnpricedWarnings(_logger)
 
 
 def _span_attributes(
@@ -310,7 +298,7 @@ class LLMCall:
             price = runtime.prices.lookup(request.provider, request.model)
         if price is None:
             runtime.instruments.unpriced_calls.add(1, metric_attributes)
-            runtime.warn_unpriced_once(request.provider, model)
+            runtime.unpriced.warn(request.provider, model, _UNPRICED_CALL)
             return None
         cost = price_usage(price, usage)
         total = float(cost.total)  # float(Decimal) goes through a string: once, not per use
@@ -353,6 +341,9 @@ _PROVIDER_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
     GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
     GEN_AI_USAGE_COST_SOURCE: _PROVIDER,
 }
+_UNPRICED_CALL: Final = (
+    f"its calls have no cost attribute and are counted in {TOKENBUDGET_CLIENT_UNPRICED_CALLS}"
+)
 _INPUT: Final = GenAiTokenTypeValues.INPUT.value
 _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 

@@ -7,7 +7,6 @@ exceptions pass through unchanged, after they have marked the span.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -154,7 +153,3 @@ def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
         return run()
 
     return wrapper
-
-
-def is_async_method(function: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(function)

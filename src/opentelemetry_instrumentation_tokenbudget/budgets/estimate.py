@@ -14,6 +14,7 @@ from typing import Final
 
 from ..call import RequestInfo
 from ..pricing import PriceBook, price_usage
+from ..unpriced import UnpricedWarnings
 from ..usage import TokenUsage
 from .store import usd_to_picodollars
 
@@ -23,6 +24,7 @@ DEFAULT_OUTPUT_TOKENS: Final = 256
 """The output assumed for a model before any of its calls has finished: a short chat answer."""
 
 _EMBEDDINGS: Final = "embeddings"
+_UNPRICED_ESTIMATE: Final = "budgets admit its calls with an estimate of $0 and cannot count their cost"
 
 
 class OutputTokenAverages:
@@ -64,12 +66,12 @@ class CostEstimator:
     def __init__(self, prices: PriceBook, averages: OutputTokenAverages | None = None) -> None:
         self._prices = prices
         self.averages = averages or OutputTokenAverages()
-        self._warned: set[tuple[str, str]] = set()
+        self._unpriced = UnpricedWarnings(_logger)
 
     def estimate(self, request: RequestInfo) -> int:
         price = self._prices.lookup(request.provider, request.model)
         if price is None:
-            self._warn_unpriced_once(request.provider, request.model)
+            self._unpriced.warn(request.provider, request.model, _UNPRICED_ESTIMATE)
             return 0
         if request.operation == _EMBEDDINGS:
             output_tokens = 0
@@ -79,17 +81,3 @@ class CostEstimator:
             output_tokens = self.averages.get(request.provider, request.model)
         usage = TokenUsage(input_tokens=request.estimate_input_tokens(), output_tokens=output_tokens)
         return usd_to_picodollars(price_usage(price, usage).total)
-
-    def _warn_unpriced_once(self, provider: str, model: str) -> None:
-        key = (provider, model)
-        if key in self._warned:
-            return
-        # Bounded by the number of distinct models the application calls.
-        self._warned.add(key)
-        _logger.warning(
-            "tokenbudget: model %r of provider %r has no known price, so budgets admit its calls with an"
-            " estimate of $0 and cannot count their cost; pass prices={%r: {...}} to budget it",
-            model,
-            provider,
-            model,
-        )

@@ -52,6 +52,7 @@ from ..attribution import call_attribution
 from ..call import CALL_IN_PROGRESS_KEY
 from ..pricing import PriceBook, price_usage
 from ..semconv import GEN_AI_USAGE_COST_AMOUNT, GEN_AI_USAGE_COST_CURRENCY
+from ..unpriced import UnpricedWarnings
 from ..usage import TokenUsage
 from .guard import BudgetGuard, call_attributes
 
@@ -60,6 +61,7 @@ _logger = logging.getLogger(__name__)
 INFERENCE_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 # The name the GenAI repository gives cache writes; the released conventions call it cache_creation.
 _CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+_UNPRICED_FOREIGN_SPAN: Final = "budgets cannot count the spans of other instrumentations that call it"
 MAX_TRACKED_SPANS: Final = 10_000
 MAX_PENDING_SPANS: Final = 10_000
 # The worker pauses after this many spans in a row: about 0.3 ms of settling, then sleep(0), which on
@@ -123,7 +125,7 @@ class BudgetSpanProcessor(SpanProcessor):
         self._worker_lock = threading.Lock()
         self._active = True
         self._dropped = 0
-        self._unpriced: set[tuple[str, str]] = set()
+        self._unpriced = UnpricedWarnings(_logger)
 
     # ---- what our wrappers tell it ---------------------------------------------------------------
 
@@ -275,15 +277,7 @@ class BudgetSpanProcessor(SpanProcessor):
                 return None
         price = self._prices.lookup(provider, model) if provider and model else None
         if price is None:
-            if (provider, model) not in self._unpriced:
-                self._unpriced.add((provider, model))
-                _logger.warning(
-                    "tokenbudget: a span of another instrumentation for model %r of provider %r has tokens"
-                    " but no known price, so budgets cannot count it; pass prices={%r: {...}} to price it",
-                    model,
-                    provider,
-                    model,
-                )
+            self._unpriced.warn(provider, model, _UNPRICED_FOREIGN_SPAN)
             return None
         cache_read = _count(attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
         cache_write = _count(attributes.get(_CACHE_WRITE_INPUT_TOKENS)) or _count(

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
@@ -29,6 +28,7 @@ from .guard import ON_STORE_ERROR, BudgetGuard, OnStoreError
 from .spec import Budget, BudgetConfigError
 from .store import SpendStore, StoreError
 from .store_health import StoreHealth
+from .stores import redact
 from .thresholds import ThresholdCallback, ThresholdNotifier
 
 _logger = logging.getLogger(__name__)
@@ -166,17 +166,6 @@ def _store(value: object, where: str) -> str | SpendStore:
         f"{where}: store={value!r}: expected a URL ('memory', 'sqlite:///path.db', 'redis://host:6379/0')"
         " or an object implementing SpendStore"
     )
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-    except ValueError:
-        return url
 
 
 class InstalledBudgets:

@@ -33,10 +33,6 @@ class StoreHealth:
         self._failures = 0
         self._next_report = 0.0
 
-    @property
-    def down(self) -> bool:
-        return self._failures > 0
-
     def failed(self, operation: str, error: BaseException) -> None:
         with self._lock:
             self._failures += 1

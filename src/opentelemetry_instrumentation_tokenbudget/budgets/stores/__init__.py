@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from ..store import SpendStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "redact"]
 
 _SQLITE_PREFIX = "sqlite:///"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -40,18 +40,17 @@ def open_store(url: str, **options: Any) -> SpendStore:
 
         return RedisStore.from_url(url, **options)
     raise ValueError(
-        f"unknown spend store URL {_without_password(url)!r}: expected 'memory', 'sqlite:///relative.db',"
+        f"unknown spend store URL {redact(url)!r}: expected 'memory', 'sqlite:///relative.db',"
         " 'sqlite:////absolute/path.db', or a redis://, rediss:// or unix:// URL"
     )
 
 
-def _without_password(url: str) -> str:
-    # The message lands in logs; a mistyped scheme must not carry the password there with it.
+def redact(url: str) -> str:
+    """The URL without its password: store URLs land in error messages and logs."""
     try:
         parts = urlsplit(url)
+        if parts.password is None:
+            return url
     except ValueError:
         return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
