@@ -39,7 +39,7 @@ from opentelemetry.util.types import AttributeValue
 from .attribution import call_attribution
 from .config import Settings
 from .errors import BudgetExceededError
-from .metrics import CallInstruments
+from .metrics import CallInstruments, add_metric_attribution
 from .pricing import Cost, PriceBook, price_usage
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
@@ -61,8 +61,10 @@ from .usage import ResponseSummary, TokenUsage
 _logger = logging.getLogger(__name__)
 
 # The conventions renamed cache_creation to cache_write in the GenAI repository (unreleased); we emit
-# the released name, and this is the one line to change when the rename ships.
+# the released name, and this is the one line to change when the rename ships. Spans of other
+# instrumentations may already carry the new name, which `UPSTREAM_CACHE_WRITE_INPUT_TOKENS` reads.
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+UPSTREAM_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 
 CURRENCY: Final = "USD"
 
@@ -323,10 +325,7 @@ class LLMCall:
                 attributes[SERVER_PORT] = request.server_port
         if error is not None:
             attributes[ERROR_TYPE] = type(error).__qualname__
-        allowed = self._runtime.settings.metric_attribution_keys
-        for name, value in self._attribution.items():
-            if name in allowed:
-                attributes[name] = value
+        add_metric_attribution(attributes, self._attribution, self._runtime.settings.metric_attribution_keys)
         return attributes
 
 

@@ -13,6 +13,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.semconv.schemas import Schemas
 
 from .budgets.setup import InstalledBudgets, install_budgets, resolve_options
 from .call import Runtime
@@ -30,7 +31,7 @@ from .wrappers import async_wrapper, sync_wrapper
 _logger = logging.getLogger(__name__)
 
 INSTRUMENTATION_SCOPE = "opentelemetry_instrumentation_tokenbudget"
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+_SCHEMA_URL = Schemas.V1_37_0.value
 _PROVIDER_PACKAGES = {"openai": openai_provider.targets, "anthropic": anthropic_provider.targets}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.metrics import Counter, Histogram, Meter
@@ -10,6 +10,7 @@ from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
     GEN_AI_CLIENT_OPERATION_DURATION,
     GEN_AI_CLIENT_TOKEN_USAGE,
 )
+from opentelemetry.util.types import AttributeValue
 
 from .semconv import (
     GEN_AI_CLIENT_OPERATION_COST,
@@ -66,3 +67,15 @@ def create_call_instruments(meter: Meter) -> CallInstruments:
             description="Calls whose model has no known price, so their cost is missing from the spend.",
         ),
     )
+
+
+def add_metric_attribution(
+    attributes: dict[str, AttributeValue],
+    attribution: Mapping[str, AttributeValue],
+    allowed: frozenset[str],
+) -> None:
+    """Copy into a metric point's `attributes` the attribution entries named in `allowed`: every distinct
+    value makes a time series, so the others (user and session ids by default) stay on spans."""
+    for name, value in attribution.items():
+        if name in allowed:
+            attributes[name] = value

@@ -12,6 +12,8 @@ import threading
 from collections import OrderedDict
 from typing import Final
 
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
+
 from ..call import RequestInfo
 from ..pricing import PriceBook, price_usage
 from ..unpriced import UnpricedWarnings
@@ -23,7 +25,7 @@ _logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT_TOKENS: Final = 256
 """The output assumed for a model before any of its calls has finished: a short chat answer."""
 
-_EMBEDDINGS: Final = "embeddings"
+_EMBEDDINGS: Final = GenAiOperationNameValues.EMBEDDINGS.value
 _UNPRICED_ESTIMATE: Final = "budgets admit its calls with an estimate of $0 and cannot count their cost"
 
 

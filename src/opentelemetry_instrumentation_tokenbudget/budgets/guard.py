@@ -28,12 +28,14 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MODEL,
+    GenAiOperationNameValues,
 )
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..call import Admission, RequestInfo
 from ..errors import BudgetExceededError, BudgetStoreUnavailableError
+from ..metrics import add_metric_attribution
 from ..semconv import (
     TOKENBUDGET_BUDGET_ESTIMATE,
     TOKENBUDGET_BUDGET_GROUP,
@@ -56,7 +58,7 @@ _logger = logging.getLogger(__name__)
 
 OnStoreError = Literal["open", "closed"]
 ON_STORE_ERROR: Final = ("open", "closed")
-_EMBEDDINGS: Final = "embeddings"
+_EMBEDDINGS: Final = GenAiOperationNameValues.EMBEDDINGS.value
 
 
 @dataclass(slots=True)
@@ -277,9 +279,7 @@ class BudgetGuard:
             GEN_AI_PROVIDER_NAME: request.provider,
             GEN_AI_REQUEST_MODEL: request.model,
         }
-        for name, value in attribution.items():
-            if name in self._metric_attribution_keys:
-                attributes[name] = value
+        add_metric_attribution(attributes, attribution, self._metric_attribution_keys)
         self._counters.refusals.add(1, attributes)
 
     @staticmethod

@@ -45,11 +45,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
+    GenAiOperationNameValues,
 )
 from opentelemetry.util.types import AttributeValue
 
 from ..attribution import call_attribution
-from ..call import CALL_IN_PROGRESS_KEY
+from ..call import CALL_IN_PROGRESS_KEY, CURRENCY, UPSTREAM_CACHE_WRITE_INPUT_TOKENS
 from ..pricing import PriceBook, price_usage
 from ..semconv import GEN_AI_USAGE_COST_AMOUNT, GEN_AI_USAGE_COST_CURRENCY
 from ..unpriced import UnpricedWarnings
@@ -58,9 +59,15 @@ from .guard import BudgetGuard, call_attributes
 
 _logger = logging.getLogger(__name__)
 
-INFERENCE_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-# The name the GenAI repository gives cache writes; the released conventions call it cache_creation.
-_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+INFERENCE_OPERATIONS: Final = frozenset(
+    operation.value
+    for operation in (
+        GenAiOperationNameValues.CHAT,
+        GenAiOperationNameValues.TEXT_COMPLETION,
+        GenAiOperationNameValues.GENERATE_CONTENT,
+        GenAiOperationNameValues.EMBEDDINGS,
+    )
+)
 _UNPRICED_FOREIGN_SPAN: Final = "budgets cannot count the spans of other instrumentations that call it"
 MAX_TRACKED_SPANS: Final = 10_000
 MAX_PENDING_SPANS: Final = 10_000
@@ -270,7 +277,10 @@ class BudgetSpanProcessor(SpanProcessor):
 
     def _cost(self, attributes: Mapping[str, AttributeValue], provider: str, model: str) -> Decimal | None:
         amount = attributes.get(GEN_AI_USAGE_COST_AMOUNT)
-        if isinstance(amount, (int, float)) and attributes.get(GEN_AI_USAGE_COST_CURRENCY, "USD") == "USD":
+        if (
+            isinstance(amount, (int, float))
+            and attributes.get(GEN_AI_USAGE_COST_CURRENCY, CURRENCY) == CURRENCY
+        ):
             try:
                 return Decimal(str(amount))
             except InvalidOperation:
@@ -280,7 +290,7 @@ class BudgetSpanProcessor(SpanProcessor):
             self._unpriced.warn(provider, model, _UNPRICED_FOREIGN_SPAN)
             return None
         cache_read = _count(attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-        cache_write = _count(attributes.get(_CACHE_WRITE_INPUT_TOKENS)) or _count(
+        cache_write = _count(attributes.get(UPSTREAM_CACHE_WRITE_INPUT_TOKENS)) or _count(
             attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
         )
         # The conventions count cached tokens inside input_tokens; a span without input_tokens (the
