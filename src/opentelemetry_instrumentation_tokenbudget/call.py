@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.cloud_attributes import CLOUD_REGION
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
@@ -36,6 +36,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from .adapter import RequestInfo, ResponseSummary
 from .attribution import call_attribution
 from .config import Settings
 from .errors import BudgetExceededError
@@ -56,7 +57,7 @@ from .semconv import (
     GenAiUsageCostSourceValues,
 )
 from .unpriced import UnpricedWarnings
-from .usage import ResponseSummary, TokenUsage
+from .usage import TokenUsage
 
 _logger = logging.getLogger(__name__)
 
@@ -71,20 +72,6 @@ CURRENCY: Final = "USD"
 # Set in the context while the provider's SDK runs our call, so that a GenAI span that another
 # instrumentation (or the Anthropic SDK itself) starts inside it is known to be the same call.
 CALL_IN_PROGRESS_KEY: Final = otel_context.create_key("tokenbudget-call-in-progress")
-
-
-@dataclass(slots=True)
-class RequestInfo:
-    """What an adapter reads from the request before it is sent."""
-
-    provider: str
-    operation: str
-    model: str
-    max_output_tokens: int | None = None
-    server_address: str | None = None
-    server_port: int | None = None
-    estimate_input_tokens: Callable[[], int] = field(default=lambda: 0)
-    """Called only when a budget needs an estimate, since counting the prompt costs time."""
 
 
 class Admission(Protocol):
@@ -146,6 +133,8 @@ def _span_attributes(
         attributes[SERVER_ADDRESS] = request.server_address
     if request.server_port is not None:
         attributes[SERVER_PORT] = request.server_port
+    if request.cloud_region is not None:
+        attributes[CLOUD_REGION] = request.cloud_region
     attributes.update(attribution)
     return attributes
 
@@ -348,14 +337,16 @@ _OUTPUT: Final = GenAiTokenTypeValues.OUTPUT.value
 
 
 def new_call(
-    runtime: Runtime, describe: Callable[[], RequestInfo], context: otel_context.Context
+    runtime: Runtime, describe: Callable[[], RequestInfo | None], context: otel_context.Context
 ) -> LLMCall | None:
-    """Start a call, or return None when our own code failed (the user's call then goes on bare).
+    """Start a call, or return None when it is not an LLM call or our own code failed (the user's call
+    then goes on bare).
 
     `BudgetExceededError` is the one exception that passes: the user asked for it.
     """
     try:
-        return LLMCall(runtime, describe(), context)
+        request = describe()
+        return LLMCall(runtime, request, context) if request is not None else None
     except BudgetExceededError:
         raise
     except Exception:

@@ -23,7 +23,7 @@ from .package import _instruments, _instruments_any
 from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
 from .providers import openai as openai_provider
-from .providers.targets import Target
+from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
 from .version import __version__
 from .wrappers import async_wrapper, sync_wrapper
@@ -130,7 +130,7 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
             _logger.debug("tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method)
             return
-        if target.kind == "stream_manager":
+        if isinstance(target, StreamManagerTarget):
             wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)
         elif target.is_async:
             wrapper = async_wrapper(runtime, target.adapter)

@@ -8,102 +8,111 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._proxy import ObjectProxy
-from .usage import ResponseSummary
-
-if TYPE_CHECKING:
-    from .adapter import ApiAdapter
-    from .call import LLMCall
+from ._proxy import ObservedAsyncProxy, ObservedProxy
+from .adapter import ApiAdapter, ResponseSummary
+from .call import LLMCall
+from .streams import observe_parsed
 
 _logger = logging.getLogger(__name__)
 
-Observe = Callable[["LLMCall", "ApiAdapter", Any, bool], Any]
+
+class RawResponseHooks:
+    """Ends the call of a raw response that was never parsed: from its JSON body if that was read
+    some other way, else as an estimate (an event stream read raw never showed us its usage)."""
+
+    __slots__ = ("_adapter", "_call", "_response")
+
+    def __init__(self, call: LLMCall, adapter: ApiAdapter, response: Any) -> None:
+        self._call = call
+        self._adapter = adapter
+        self._response = response
+
+    def on_item(self, item: object) -> bool:
+        return False
+
+    def on_end(self) -> None:
+        response = self._response
+        if _body_already_read(response) and not _is_event_stream(response):
+            try:
+                # The SDK's `_parse` of a read body is synchronous in both SDKs, also behind the async
+                # `parse()`.
+                self._call.end(self._adapter.summarize(response._parse()))
+                return
+            except Exception:
+                _logger.debug("tokenbudget: could not read a raw response's body", exc_info=True)
+        self._call.end(ResponseSummary(), estimated=True)
+
+    def on_failure(self, error: BaseException) -> None:
+        self._call.fail(error)
 
 
-class _ObservedRawResponseBase(ObjectProxy):
-    def __init__(
-        self, wrapped: Any, call: LLMCall, adapter: ApiAdapter, hide_usage: bool, observe: Observe
-    ) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_adapter = adapter
-        self._self_hide_usage = hide_usage
-        self._self_observe = observe
-        # parse() caches its result in the SDK; we cache the watched version the same way, so that a
-        # stream parsed twice is one stream and one call.
-        self._self_parsed: dict[Any, Any] = {}
-        self._self_body_counted = False
+class _RawResponseWatch:
+    """What both raw proxies do with a parsed result: watch it once per parse target, as the SDK
+    caches parse() per target, so that a stream parsed twice is one stream and one call."""
+
+    _self_call: LLMCall
+    _self_adapter: ApiAdapter
+    _self_hide_usage: bool
+    _self_parsed: dict[Any, Any]
+    _self_end: Any
 
     def _self_watch(self, key: Any, parsed: Any) -> Any:
         if key not in self._self_parsed:
-            self._self_parsed[key] = self._self_observe(
+            # From here the parsed result carries the call.
+            self._self_end.hand_over()
+            self._self_parsed[key] = observe_parsed(
                 self._self_call, self._self_adapter, parsed, self._self_hide_usage
             )
         return self._self_parsed[key]
 
-    def _self_count_read_body(self) -> None:
-        """Count the call from its JSON body if the body is in memory; the SDK's `_parse` of a read
-        body is synchronous in both SDKs, also behind the async `parse()`."""
-        response = self.__wrapped__
-        if self._self_body_counted or self._self_parsed:
-            return
-        if not _body_already_read(response) or _is_event_stream(response):
-            return
-        self._self_body_counted = True
-        try:
-            self._self_call.end(self._self_adapter.summarize(response._parse()))
-        except Exception:
-            _logger.debug("tokenbudget: could not read a raw response's body", exc_info=True)
 
-    def _self_end_unparsed(self) -> None:
-        # Closed without parse(): if the body was read some other way we read it too; an event stream
-        # that was read raw never showed us its usage.
-        try:
-            self._self_count_read_body()
-            self._self_call.end(ResponseSummary(), estimated=True)
-        except Exception:
-            _logger.debug("tokenbudget: could not end a raw response's call", exc_info=True)
+class ObservedRawResponse(_RawResponseWatch, ObservedProxy):
+    def __init__(self, wrapped: Any, call: LLMCall, adapter: ApiAdapter, hide_usage: bool) -> None:
+        super().__init__(wrapped, RawResponseHooks(call, adapter, wrapped))
+        self._self_call = call
+        self._self_adapter = adapter
+        self._self_hide_usage = hide_usage
+        self._self_parsed = {}
 
-    def __del__(self) -> None:
-        if not self._self_parsed:
-            self._self_end_unparsed()
-
-
-class ObservedRawResponse(_ObservedRawResponseBase):
     def parse(self, **kwargs: Any) -> Any:
         return self._self_watch(kwargs.get("to"), self.__wrapped__.parse(**kwargs))
 
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            if not self._self_parsed:
-                self._self_end_unparsed()
 
+class ObservedAsyncRawResponse(_RawResponseWatch, ObservedAsyncProxy):
+    def __init__(self, wrapped: Any, call: LLMCall, adapter: ApiAdapter, hide_usage: bool) -> None:
+        super().__init__(wrapped, RawResponseHooks(call, adapter, wrapped))
+        self._self_call = call
+        self._self_adapter = adapter
+        self._self_hide_usage = hide_usage
+        self._self_parsed = {}
 
-class ObservedAsyncRawResponse(_ObservedRawResponseBase):
     async def parse(self, **kwargs: Any) -> Any:
         return self._self_watch(kwargs.get("to"), await self.__wrapped__.parse(**kwargs))
 
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            if not self._self_parsed:
-                self._self_end_unparsed()
+
+def is_raw_response(result: Any) -> bool:
+    kind = type(result)
+    known = _raw_response_types.get(kind)
+    if known is None:
+        known = _raw_response_types[kind] = hasattr(result, "http_response") and hasattr(result, "parse")
+    return known
 
 
-def observe_raw_response(
-    call: LLMCall, adapter: ApiAdapter, response: Any, hide_usage: bool, observe: Observe
-) -> Any:
+# Response type -> whether it is a raw response (`with_raw_response`, `with_streaming_response`). Asked
+# of the type once: on the SDKs' models a missing attribute costs a raised and caught AttributeError.
+# Bounded by the number of response classes of the installed SDKs.
+_raw_response_types: dict[type, bool] = {}
+
+
+def observe_raw_response(call: LLMCall, adapter: ApiAdapter, response: Any, hide_usage: bool) -> Any:
     if inspect.iscoroutinefunction(response.parse):
-        async_proxy = ObservedAsyncRawResponse(response, call, adapter, hide_usage, observe)
-        async_proxy._self_count_read_body()
+        async_proxy = ObservedAsyncRawResponse(response, call, adapter, hide_usage)
+        if _body_already_read(response) and not _is_event_stream(response):
+            async_proxy._self_end()
         return async_proxy
-    proxy = ObservedRawResponse(response, call, adapter, hide_usage, observe)
+    proxy = ObservedRawResponse(response, call, adapter, hide_usage)
     if _body_already_read(response):
         proxy.parse()
     return proxy

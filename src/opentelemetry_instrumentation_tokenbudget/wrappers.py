@@ -14,59 +14,19 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .adapter import ApiAdapter, StreamAccumulator
+from .adapter import ApiAdapter, ResponseSummary
 from .call import CALL_IN_PROGRESS_KEY, LLMCall, Runtime, new_call, safely
-from .raw_responses import observe_raw_response
-from .streams import ObservedAsyncStream, ObservedStream
-from .usage import ResponseSummary, with_estimated_output
+from .raw_responses import is_raw_response, observe_raw_response
+from .streams import observe_stream
 
 _logger = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-class CallStreamObserver:
-    """Connects a stream proxy to its call: items go to the accumulator, the end to the call."""
-
-    __slots__ = ("_accumulator", "_call", "on_item")
-
-    def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        self._call = call
-        self._accumulator = accumulator
-        # The accumulator's own method, not one that forwards to it: one call less per stream item.
-        self.on_item: Callable[[object], bool] = accumulator.on_item
-
-    def on_end(self, error: BaseException | None) -> None:
-        accumulator = self._accumulator
-        summary = accumulator.summary()
-        complete = accumulator.complete
-        if not complete:
-            summary = with_estimated_output(
-                summary, self._call.request.estimate_input_tokens(), accumulator.output_characters
-            )
-        if error is not None:
-            self._call.fail(error, summary)
-        else:
-            self._call.end(summary, estimated=not complete)
-
-
-def _should_record(runtime: Runtime, context: otel_context.Context) -> bool:
+def should_record(runtime: Runtime, context: otel_context.Context) -> bool:
     # Nested SDK methods (a helper calling `create`) would otherwise count one call twice.
     return runtime.enabled and context.get(CALL_IN_PROGRESS_KEY) is None and is_instrumentation_enabled()
-
-
-# Response type -> whether it is a raw response (`with_raw_response`, `with_streaming_response`). Asked
-# of the type once: on the SDKs' models a missing attribute costs a raised and caught AttributeError.
-# Bounded by the number of response classes of the installed SDKs.
-_raw_response_types: dict[type, bool] = {}
-
-
-def _is_raw_response(result: Any) -> bool:
-    kind = type(result)
-    known = _raw_response_types.get(kind)
-    if known is None:
-        known = _raw_response_types[kind] = hasattr(result, "http_response") and hasattr(result, "parse")
-    return known
 
 
 def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool) -> Any:
@@ -74,12 +34,9 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
     another; a plain response is summarised at once."""
     try:
         if adapter.is_stream(result):
-            observer = CallStreamObserver(call, adapter.accumulator(hide_usage))
-            if hasattr(result, "__anext__"):
-                return ObservedAsyncStream(result, observer)
-            return ObservedStream(result, observer)
-        if _is_raw_response(result):
-            return observe_raw_response(call, adapter, result, hide_usage, observe_result)
+            return observe_stream(call, adapter, result, hide_usage)
+        if is_raw_response(result):
+            return observe_raw_response(call, adapter, result, hide_usage)
         call.end(adapter.summarize(result))
     except Exception:
         _logger.debug("tokenbudget: could not read a response", exc_info=True)
@@ -87,20 +44,23 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
     return result
 
 
-def _begin(
+def begin_call(
     runtime: Runtime,
     adapter: ApiAdapter,
     instance: Any,
+    args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    *,
     context: otel_context.Context,
 ) -> tuple[LLMCall | None, dict[str, Any], bool]:
+    """Prepare the request and start its call (None: the call goes on bare, as the caller sent it)."""
     try:
         prepared = dict(kwargs)
         hide_usage = adapter.prepare(prepared)
     except Exception:
         _logger.debug("tokenbudget: could not prepare a request", exc_info=True)
         prepared, hide_usage = kwargs, False
-    call = new_call(runtime, lambda: adapter.describe(instance, prepared), context)
+    call = new_call(runtime, lambda: adapter.describe(instance, args, prepared), context)
     if call is None:
         return None, kwargs, False
     return call, prepared, hide_usage
@@ -111,9 +71,9 @@ def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         context = otel_context.get_current()
-        if not _should_record(runtime, context):
+        if not should_record(runtime, context):
             return wrapped(*args, **kwargs)
-        call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs, context)
+        call, call_kwargs, hide_usage = begin_call(runtime, adapter, instance, args, kwargs, context=context)
         if call is None:
             return wrapped(*args, **kwargs)
         token = call.activate(context)
@@ -135,9 +95,11 @@ def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
     ) -> Any:
         async def run() -> Any:
             context = otel_context.get_current()
-            if not _should_record(runtime, context):
+            if not should_record(runtime, context):
                 return await wrapped(*args, **kwargs)
-            call, call_kwargs, hide_usage = _begin(runtime, adapter, instance, kwargs, context)
+            call, call_kwargs, hide_usage = begin_call(
+                runtime, adapter, instance, args, kwargs, context=context
+            )
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = call.activate(context)

@@ -14,7 +14,7 @@ from typing import Final
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 
-from ..call import RequestInfo
+from ..adapter import RequestInfo
 from ..pricing import PriceBook, price_usage
 from ..unpriced import UnpricedWarnings
 from ..usage import TokenUsage

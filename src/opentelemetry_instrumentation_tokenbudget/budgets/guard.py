@@ -33,7 +33,8 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from ..call import Admission, RequestInfo
+from ..adapter import RequestInfo
+from ..call import Admission
 from ..errors import BudgetExceededError, BudgetStoreUnavailableError
 from ..metrics import add_metric_attribution
 from ..semconv import (

@@ -81,13 +81,12 @@ _endpoints: weakref.WeakKeyDictionary[Any, tuple[object, str, Mapping[str, str],
 )
 
 
-def endpoint_of(client: Any, default_provider: str, overrides: Mapping[str, str]) -> Endpoint:
-    """Which provider a client really talks to, from its base URL.
+def endpoint_of(client: Any, url: object, default_provider: str, overrides: Mapping[str, str]) -> Endpoint:
+    """Which provider a client really talks to, from the base URL that its adapter read (`url`; the
+    result is kept per `client` until that URL object changes).
 
     The OpenAI SDK pointed at Ollama is Ollama, not OpenAI: it must not be priced as OpenAI.
     """
-    # The SDKs' `base_url` property runs an import on every read; the attribute behind it does not.
-    url = getattr(client, "_base_url", None) or client.base_url
     try:
         cached = _endpoints.get(client)
     except TypeError:  # a client that cannot be weakly referenced

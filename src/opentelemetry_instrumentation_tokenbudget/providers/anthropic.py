@@ -12,12 +12,11 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GenAiProviderNameValues,
 )
 
-from ..adapter import NoPreparation
-from ..call import RequestInfo
+from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import ResponseSummary, TokenUsage
+from ..usage import TokenUsage
 from ._common import endpoint_of, estimate_tokens, int_or_none
-from .targets import Target
+from .targets import StreamManagerTarget, Target
 
 _ANTHROPIC = GenAiProviderNameValues.ANTHROPIC.value
 _CHAT = GenAiOperationNameValues.CHAT.value
@@ -62,12 +61,13 @@ def message_summary(message: Any) -> ResponseSummary:
     )
 
 
-class MessagesAdapter(NoPreparation):
+class MessagesAdapter(NoPreparation, ResultIsTheStream):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
-        endpoint = endpoint_of(instance._client, _ANTHROPIC, self._settings.base_url_providers)
+    def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
+        client = instance._client
+        endpoint = endpoint_of(client, client._base_url, _ANTHROPIC, self._settings.base_url_providers)
         messages, system = kwargs.get("messages"), kwargs.get("system")
         return RequestInfo(
             provider=endpoint.provider,
@@ -184,9 +184,9 @@ def targets(settings: Settings) -> list[Target]:
     messages = MessagesAdapter(settings)
     found: list[Target] = []
     for module in ("anthropic.resources.messages.messages", "anthropic.resources.beta.messages.messages"):
-        for class_name in ("Messages", "AsyncMessages"):
-            found.append(Target(module, class_name, "create", messages))
+        for class_name, is_async in (("Messages", False), ("AsyncMessages", True)):
+            found.append(Target(module, class_name, "create", messages, is_async=is_async))
             # Structured outputs: `parse` sends its own request rather than going through `create`.
-            found.append(Target(module, class_name, "parse", messages))
-            found.append(Target(module, class_name, "stream", messages, kind="stream_manager"))
+            found.append(Target(module, class_name, "parse", messages, is_async=is_async))
+            found.append(StreamManagerTarget(module, class_name, "stream", messages, is_async=is_async))
     return found

@@ -12,10 +12,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GenAiProviderNameValues,
 )
 
-from ..adapter import NoPreparation
-from ..call import RequestInfo
+from ..adapter import ApiAdapter, NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import ResponseSummary, TokenUsage
+from ..usage import TokenUsage
 from ._common import endpoint_of, estimate_tokens, given, int_or_none
 from .targets import Target
 
@@ -73,7 +72,7 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
     return tuple(choice.finish_reason for choice in choices or () if choice.finish_reason)
 
 
-class _OpenAIRequests:
+class _OpenAIRequests(ResultIsTheStream):
     def __init__(self, settings: Settings, operation: str) -> None:
         self._settings = settings
         self._operation = operation
@@ -81,7 +80,9 @@ class _OpenAIRequests:
     def _request(
         self, instance: Any, kwargs: Mapping[str, Any], max_tokens: Any, *prompt: Any
     ) -> RequestInfo:
-        endpoint = endpoint_of(instance._client, _OPENAI, self._settings.base_url_providers)
+        client = instance._client
+        # The SDK's `base_url` property runs an import on every read; the attribute behind it does not.
+        endpoint = endpoint_of(client, client._base_url, _OPENAI, self._settings.base_url_providers)
         return RequestInfo(
             provider=endpoint.provider,
             operation=self._operation,
@@ -116,7 +117,7 @@ class ChatCompletionsAdapter(_OpenAIRequests):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, _CHAT)
 
-    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+    def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         max_tokens = kwargs.get("max_completion_tokens")
         if not given(max_tokens):
             max_tokens = kwargs.get("max_tokens")
@@ -144,7 +145,7 @@ class CompletionsAdapter(ChatCompletionsAdapter):
     def __init__(self, settings: Settings) -> None:
         _OpenAIRequests.__init__(self, settings, _TEXT_COMPLETION)
 
-    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+    def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         return self._request(instance, kwargs, kwargs.get("max_tokens"), kwargs.get("prompt"))
 
 
@@ -233,7 +234,7 @@ class ResponsesAdapter(NoPreparation, _OpenAIRequests):
     def __init__(self, settings: Settings) -> None:
         _OpenAIRequests.__init__(self, settings, _CHAT)
 
-    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+    def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         return self._request(
             instance, kwargs, kwargs.get("max_output_tokens"), kwargs.get("input"), kwargs.get("instructions")
         )
@@ -280,7 +281,7 @@ class EmbeddingsAdapter(NoPreparation, _OpenAIRequests):
     def __init__(self, settings: Settings) -> None:
         _OpenAIRequests.__init__(self, settings, _EMBEDDINGS)
 
-    def describe(self, instance: Any, kwargs: Mapping[str, Any]) -> RequestInfo:
+    def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         return self._request(instance, kwargs, None, kwargs.get("input"))
 
     @staticmethod
@@ -299,22 +300,22 @@ class EmbeddingsAdapter(NoPreparation, _OpenAIRequests):
 def targets(settings: Settings) -> list[Target]:
     chat = ChatCompletionsAdapter(settings)
     responses = ResponsesAdapter(settings)
-    embeddings = EmbeddingsAdapter(settings)
-    completions = CompletionsAdapter(settings)
-    return [
-        Target("openai.resources.chat.completions.completions", "Completions", "create", chat),
-        Target("openai.resources.chat.completions.completions", "Completions", "parse", chat),
-        Target("openai.resources.chat.completions.completions", "AsyncCompletions", "create", chat),
-        Target("openai.resources.chat.completions.completions", "AsyncCompletions", "parse", chat),
-        Target("openai.resources.responses.responses", "Responses", "create", responses),
-        Target("openai.resources.responses.responses", "Responses", "parse", responses),
-        Target("openai.resources.responses.responses", "AsyncResponses", "create", responses),
-        Target("openai.resources.responses.responses", "AsyncResponses", "parse", responses),
-        # The beta Responses resource sends its own request; absent from SDKs that predate it.
-        Target("openai.resources.beta.responses.responses", "Responses", "create", responses, lazy=True),
-        Target("openai.resources.beta.responses.responses", "AsyncResponses", "create", responses, lazy=True),
-        Target("openai.resources.embeddings", "Embeddings", "create", embeddings),
-        Target("openai.resources.embeddings", "AsyncEmbeddings", "create", embeddings),
-        Target("openai.resources.completions", "Completions", "create", completions),
-        Target("openai.resources.completions", "AsyncCompletions", "create", completions),
+    chat_module = "openai.resources.chat.completions.completions"
+    responses_module = "openai.resources.responses.responses"
+    methods: list[tuple[str, str, str, ApiAdapter]] = [
+        (chat_module, "Completions", "create", chat),
+        (chat_module, "Completions", "parse", chat),
+        (responses_module, "Responses", "create", responses),
+        (responses_module, "Responses", "parse", responses),
+        ("openai.resources.embeddings", "Embeddings", "create", EmbeddingsAdapter(settings)),
+        ("openai.resources.completions", "Completions", "create", CompletionsAdapter(settings)),
     ]
+    found: list[Target] = []
+    for module, sync_class, method, adapter in methods:
+        found.append(Target(module, sync_class, method, adapter, is_async=False))
+        found.append(Target(module, f"Async{sync_class}", method, adapter, is_async=True))
+    # The beta Responses resource sends its own request; absent from SDKs that predate it.
+    beta_module = "openai.resources.beta.responses.responses"
+    found.append(Target(beta_module, "Responses", "create", responses, is_async=False, lazy=True))
+    found.append(Target(beta_module, "AsyncResponses", "create", responses, is_async=True, lazy=True))
+    return found

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+
+from ..adapter import ApiAdapter, StreamManagerAdapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,16 +12,19 @@ class Target:
     module: str
     class_name: str
     method: str
-    adapter: Any
-    kind: Literal["call", "stream_manager"] = "call"
-    """`stream_manager`: the method returns a context manager that sends the request when entered
-    (Anthropic's `messages.stream()`), so the call ends when the manager exits."""
-    lazy: bool = False
+    adapter: ApiAdapter
+    is_async: bool = field(kw_only=True)
+    """Whether the method is a coroutine function. Said by each target, never guessed: names mislead
+    (Mistral's `complete_async`, google-genai's `client.aio`, botocore's one client for both), and the
+    SDKs' decorators hide coroutine functions from `inspect`."""
+    lazy: bool = field(default=False, kw_only=True)
     """The SDK imports this module only when the application first uses it, and importing it costs
-    much (openai's beta Responses: about 0.35 s): it is wrapped when imported, never imported by us."""
+    much (openai's beta Responses): it is wrapped when imported, never imported by us."""
 
-    @property
-    def is_async(self) -> bool:
-        # Both SDKs name their async resources Async*; their decorators hide coroutine functions from
-        # inspect, so the name is the reliable sign.
-        return self.class_name.startswith("Async")
+
+@dataclass(frozen=True, slots=True)
+class StreamManagerTarget(Target):
+    """A method that returns a context manager which sends the request when entered (Anthropic's
+    `messages.stream()`): the call ends when the manager exits."""
+
+    adapter: StreamManagerAdapter
