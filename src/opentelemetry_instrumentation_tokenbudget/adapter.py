@@ -15,7 +15,8 @@ names an SDK method to wrap (module, class, method), says whether it is a corout
 - `prepare(kwargs)` may adjust the request in place (ask a stream for its usage); `NoPreparation`
   is the usual answer.
 - `summarize(result)` reads a finished response into a `ResponseSummary`, in the conventions'
-  sense of tokens (`TokenUsage`: input includes cache reads and writes, output includes reasoning).
+  sense of tokens (`TokenUsage`: input includes cache reads and writes, output includes reasoning);
+  `counts_missing=True` when the API reports no tokens for it at all.
 - `is_stream(result)` says whether the result is (or holds) a stream; `stream_of(result)` gives the
   iterable and `with_stream(result, observed)` puts the watched one where the caller will look for
   it (`ResultIsTheStream` is the usual answer; Bedrock's streams sit inside a response dict).
@@ -76,6 +77,9 @@ class ResponseSummary:
     response_id: str | None = None
     finish_reasons: tuple[str, ...] = ()
     provider_cost: Decimal | None = None
+    counts_missing: bool = False
+    """The response carries no token counts at all (Gemini API embeddings): the core estimates the
+    input from the request and marks the cost estimated, rather than leaving the call unpriced."""
 
 
 class StreamAccumulator(Protocol):

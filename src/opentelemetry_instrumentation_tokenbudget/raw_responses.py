@@ -13,7 +13,7 @@ from typing import Any
 from ._proxy import ObservedAsyncProxy, ObservedProxy
 from .adapter import ApiAdapter, ResponseSummary
 from .call import LLMCall
-from .streams import observe_parsed
+from .streams import end_with_summary, observe_parsed
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RawResponseHooks:
             try:
                 # The SDK's `_parse` of a read body is synchronous in both SDKs, also behind the async
                 # `parse()`.
-                self._call.end(self._adapter.summarize(response._parse()))
+                end_with_summary(self._call, self._adapter.summarize(response._parse()))
                 return
             except Exception:
                 _logger.debug("tokenbudget: could not read a raw response's body", exc_info=True)

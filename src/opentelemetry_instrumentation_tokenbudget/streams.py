@@ -32,6 +32,14 @@ def with_estimated_output(
     return replace(summary, usage=usage)
 
 
+def end_with_summary(call: LLMCall, summary: ResponseSummary) -> None:
+    """End a call from a whole response's summary."""
+    if summary.counts_missing:
+        call.end(with_estimated_output(summary, call.request.estimate_input_tokens(), 0), estimated=True)
+    else:
+        call.end(summary)
+
+
 class CallStreamHooks:
     """A stream's hooks for its call: items go to the adapter's accumulator, the end to the call."""
 
@@ -139,5 +147,5 @@ def observe_parsed(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
     """A parsed response: a stream is watched, anything else summarised and the call ended at once."""
     if adapter.is_stream(result):
         return observe_stream(call, adapter, result, hide_usage)
-    call.end(adapter.summarize(result))
+    end_with_summary(call, adapter.summarize(result))
     return result

@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from .adapter import ApiAdapter, ResponseSummary
 from .call import CALL_IN_PROGRESS_KEY, LLMCall, Runtime, new_call, safely
 from .raw_responses import is_raw_response, observe_raw_response
-from .streams import observe_stream
+from .streams import end_with_summary, observe_stream
 
 _logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
             return observe_stream(call, adapter, result, hide_usage)
         if is_raw_response(result):
             return observe_raw_response(call, adapter, result, hide_usage)
-        call.end(adapter.summarize(result))
+        end_with_summary(call, adapter.summarize(result))
     except Exception:
         _logger.debug("tokenbudget: could not read a response", exc_info=True)
         safely(lambda: call.end(ResponseSummary()))
