@@ -52,13 +52,18 @@ class CallStreamHooks:
         self.on_item: Callable[[object], bool] = accumulator.on_item
 
     def _summary(self) -> tuple[ResponseSummary, bool]:
-        accumulator = self._accumulator
-        summary = accumulator.summary()
-        complete = accumulator.complete
-        if not complete:
-            summary = with_estimated_output(
-                summary, self._call.request.estimate_input_tokens(), accumulator.output_characters
-            )
+        try:
+            accumulator = self._accumulator
+            summary = accumulator.summary()
+            complete = accumulator.complete
+            if not complete:
+                summary = with_estimated_output(
+                    summary, self._call.request.estimate_input_tokens(), accumulator.output_characters
+                )
+        except Exception:
+            # The call must still end (its span, its reservation), even if what it saw is unreadable.
+            _logger.debug("tokenbudget: could not summarise a stream", exc_info=True)
+            return ResponseSummary(), False
         return summary, complete
 
     def on_end(self) -> None:
