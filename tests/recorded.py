@@ -43,7 +43,8 @@ class Cassette:
         recorded = queue.popleft()
         body = request.read()
         self.requests.append(json.loads(body) if body else {})
-        content = recorded["body"]["string"]
+        # Some cassettes keep a JSON body parsed (`parsed_body`) rather than as it was sent.
+        content = recorded["body"]["string"] if "body" in recorded else json.dumps(recorded["parsed_body"])
         if isinstance(content, str):
             content = content.encode()
         headers = [

@@ -22,6 +22,7 @@ from .metrics import create_call_instruments
 from .package import _instruments, _instruments_any
 from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
+from .providers import google_genai as google_genai_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
@@ -32,7 +33,11 @@ _logger = logging.getLogger(__name__)
 
 INSTRUMENTATION_SCOPE = "opentelemetry_instrumentation_tokenbudget"
 _SCHEMA_URL = Schemas.V1_37_0.value
-_PROVIDER_PACKAGES = {"openai": openai_provider.targets, "anthropic": anthropic_provider.targets}
+_PROVIDER_PACKAGES = {
+    "openai": openai_provider.targets,
+    "anthropic": anthropic_provider.targets,
+    "google.genai": google_genai_provider.targets,
+}
 
 
 def _installed(package: str) -> bool:
