@@ -1,0 +1,1 @@
+"""Spend decisions computed from call records: forecasts, anomalies, repricing and advice (pure functions)."""
