@@ -11,7 +11,7 @@ import json
 from collections import deque
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx2
 import yaml
@@ -31,7 +31,8 @@ class Cassette:
         self.recorded_requests: list[Any] = []
         for interaction in data["interactions"]:
             request = interaction["request"]
-            key = (request["method"].upper(), urlsplit(request["uri"]).path)
+            # Compared decoded: Bedrock's model ids are percent-encoded in the path ("v1%3A0").
+            key = (request["method"].upper(), unquote(urlsplit(request["uri"]).path))
             self._pending.setdefault(key, deque()).append(interaction["response"])
             self.recorded_requests.append(request)
 

@@ -22,6 +22,7 @@ from .metrics import create_call_instruments
 from .package import _instruments, _instruments_any
 from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
+from .providers import bedrock as bedrock_provider
 from .providers import google_genai as google_genai_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
@@ -37,6 +38,7 @@ _PROVIDER_PACKAGES = {
     "openai": openai_provider.targets,
     "anthropic": anthropic_provider.targets,
     "google.genai": google_genai_provider.targets,
+    "botocore": bedrock_provider.targets,
 }
 
 

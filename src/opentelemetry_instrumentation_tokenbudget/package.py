@@ -5,4 +5,9 @@ so an application with only the OpenAI SDK would skip us if Anthropic were requi
 """
 
 _instruments: tuple[str, ...] = ()
-_instruments_any: tuple[str, ...] = ("openai >= 1.40", "anthropic >= 0.40", "google-genai >= 1.0")
+_instruments_any: tuple[str, ...] = (
+    "openai >= 1.40",
+    "anthropic >= 0.40",
+    "google-genai >= 1.0",
+    "botocore >= 1.34.116",
+)
