@@ -179,7 +179,8 @@ def test_local_model_is_not_priced_as_openai(instrumented: Any, telemetry: Telem
         ("http://127.0.0.1:8000/v1", "vllm"),
         ("http://localhost:1234/v1", "lm_studio"),
         ("http://192.168.1.20:8080/v1", "llama_cpp"),
-        ("http://10.0.0.5:9999/v1", "openai_compatible"),
+        # An unknown port on a local address: the SDK's provider, as the conventions ask.
+        ("http://10.0.0.5:9999/v1", "openai"),
         ("https://myres.openai.azure.com/openai", "azure.ai.openai"),
         ("https://openrouter.ai/api/v1", "openrouter"),
     ],

@@ -135,6 +135,8 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_COST_ESTIMATED": "tokenbudget.cost.estimated",
     "TOKENBUDGET_PRICE_SOURCE": "tokenbudget.price.source",
     "TOKENBUDGET_PRICE_VERSION": "tokenbudget.price.version",
+    "TOKENBUDGET_PRICE_INFERRED": "tokenbudget.price.inferred",
+    "TOKENBUDGET_COST_UNPRICED": "tokenbudget.cost.unpriced",
     "TOKENBUDGET_PROJECT": "tokenbudget.project",
     "TOKENBUDGET_FEATURE": "tokenbudget.feature",
     "TOKENBUDGET_TENANT": "tokenbudget.tenant",

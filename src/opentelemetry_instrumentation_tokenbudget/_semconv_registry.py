@@ -103,6 +103,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.cost.unpriced": {
+            "type": "boolean",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.price.source": {
             "type": "enum",
             "members": (
@@ -114,6 +119,11 @@ REGISTRY: Final[Registry] = {
         },
         "tokenbudget.price.version": {
             "type": "string",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.price.inferred": {
+            "type": "boolean",
             "members": (),
             "stability": "development",
         },
@@ -627,6 +637,14 @@ REGISTRY: Final[Registry] = {
                         "local",
                     ),
                 },
+                "tokenbudget.price.inferred": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.cost.unpriced": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
                 "tokenbudget.project": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
@@ -709,6 +727,14 @@ REGISTRY: Final[Registry] = {
                         "gen_ai.usage.cost.source",
                         "local",
                     ),
+                },
+                "tokenbudget.price.inferred": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.cost.unpriced": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
                 },
                 "tokenbudget.project": {
                     "requirement_level": "conditionally_required",

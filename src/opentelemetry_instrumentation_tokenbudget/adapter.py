@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from .pricing.endpoints import PriceRoute
 from .usage import TokenUsage
 
 __all__ = [
@@ -60,6 +61,8 @@ class RequestInfo:
     server_port: int | None = None
     cloud_region: str | None = None
     """Where a cloud provider serves the call (Bedrock's AWS region, Vertex AI's location)."""
+    price_route: PriceRoute | None = None
+    """How the endpoint is priced (`Endpoint.route`); None prices the call as `provider` names it."""
     estimate_input_tokens: Callable[[], int] = field(default=lambda: 0)
     """Called only when a budget needs an estimate, since counting the prompt costs time."""
 
@@ -80,6 +83,9 @@ class ResponseSummary:
     counts_missing: bool = False
     """The response carries no token counts at all (Gemini API embeddings): the core estimates the
     input from the request and marks the cost estimated, rather than leaving the call unpriced."""
+    service_tier: str | None = None
+    """The tier the provider says it served the call in (OpenAI's ``flex``, ``priority``): prices
+    depend on it."""
 
 
 class StreamAccumulator(Protocol):

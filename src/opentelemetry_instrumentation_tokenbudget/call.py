@@ -41,7 +41,7 @@ from .attribution import call_attribution
 from .config import Settings
 from .errors import BudgetExceededError
 from .metrics import CallInstruments, add_metric_attribution
-from .pricing import Cost, PriceBook, price_usage
+from .pricing import Cost, PriceBook
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
     GEN_AI_USAGE_COST_CURRENCY,
@@ -52,6 +52,8 @@ from .semconv import (
     TOKENBUDGET_COST_ESTIMATED,
     TOKENBUDGET_COST_INPUT,
     TOKENBUDGET_COST_OUTPUT,
+    TOKENBUDGET_COST_UNPRICED,
+    TOKENBUDGET_PRICE_INFERRED,
     TOKENBUDGET_PRICE_SOURCE,
     TOKENBUDGET_PRICE_VERSION,
     GenAiUsageCostSourceValues,
@@ -117,6 +119,21 @@ class Runtime:
         self.guard = guard
         self.enabled = True
         self.unpriced = UnpricedWarnings(_logger)
+        self._rejected_costs = 0
+
+    def rejected_provider_cost(self, request: RequestInfo, amount: object) -> None:
+        """A cost in the response that is no amount of money (negative, NaN, infinite): the computed
+        cost is used instead; the first and every thousandth are logged with the running count."""
+        self._rejected_costs += 1
+        if self._rejected_costs == 1 or self._rejected_costs % 1000 == 0:
+            _logger.warning(
+                "tokenbudget: %s reported a cost of %r for model %r, which is not an amount of money; the"
+                " cost computed from the price data is used (%d such costs so far)",
+                request.server_address or request.provider,
+                amount,
+                request.model,
+                self._rejected_costs,
+            )
 
 
 def _span_attributes(
@@ -164,6 +181,8 @@ def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost, tota
         attributes[TOKENBUDGET_COST_CACHE_WRITE] = float(cost.cache_write)
     attributes[TOKENBUDGET_PRICE_SOURCE] = cost.source.value
     attributes[TOKENBUDGET_PRICE_VERSION] = cost.version
+    if cost.inferred:
+        attributes[TOKENBUDGET_PRICE_INFERRED] = True
 
 
 class LLMCall:
@@ -276,22 +295,33 @@ class LLMCall:
     ) -> Decimal | None:
         runtime = self._runtime
         request = self.request
-        if summary.provider_cost is not None:
-            amount = float(summary.provider_cost)
-            span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
-            span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
-            span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
-            runtime.instruments.cost.record(amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES})
-            return summary.provider_cost
+        provider_cost = summary.provider_cost
+        if provider_cost is not None:
+            if provider_cost.is_finite() and provider_cost >= 0:
+                amount = float(provider_cost)
+                span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
+                span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
+                span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
+                runtime.instruments.cost.record(
+                    amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES}
+                )
+                return provider_cost
+            runtime.rejected_provider_cost(request, provider_cost)
         model = summary.response_model or request.model
-        price = runtime.prices.lookup(request.provider, model)
+        route = request.price_route
+        prices = runtime.prices
+        price = prices.lookup(request.provider, model, route)
         if price is None and model != request.model:
-            price = runtime.prices.lookup(request.provider, request.model)
+            price = prices.lookup(request.provider, request.model, route)
         if price is None:
+            span_attributes[TOKENBUDGET_COST_UNPRICED] = True
             runtime.instruments.unpriced_calls.add(1, metric_attributes)
-            runtime.unpriced.warn(request.provider, model, _UNPRICED_CALL)
+            runtime.unpriced.warn(request.provider, model, _UNPRICED_CALL, request.server_address)
             return None
-        cost = price_usage(price, usage)
+        # When the request was sent, for prices that depend on the time of day.
+        sent_at = time.time() - (time.perf_counter() - self._start)
+        service_tier = summary.service_tier
+        cost = price.cost(usage, sent_at, {_SERVICE_TIER: service_tier} if service_tier else None)
         total = float(cost.total)  # float(Decimal) goes through a string: once, not per use
         _add_cost_attributes(span_attributes, cost, total)
         runtime.instruments.cost.record(total, {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES})
@@ -329,6 +359,8 @@ _PROVIDER_COST_METRIC_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {
     GEN_AI_USAGE_COST_CURRENCY: CURRENCY,
     GEN_AI_USAGE_COST_SOURCE: _PROVIDER,
 }
+# The key of genai-prices' price context under which OpenAI-style service tiers are priced.
+_SERVICE_TIER: Final = "service_tier"
 _UNPRICED_CALL: Final = (
     f"its calls have no cost attribute and are counted in {TOKENBUDGET_CLIENT_UNPRICED_CALLS}"
 )

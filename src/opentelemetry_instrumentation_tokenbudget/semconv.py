@@ -56,6 +56,11 @@ TOKENBUDGET_COST_ESTIMATED: Final = "tokenbudget.cost.estimated"
 billed amount.
 """
 
+TOKENBUDGET_COST_UNPRICED: Final = "tokenbudget.cost.unpriced"
+"""Indicates that the call reported token usage but no price is known for its model where it was
+called, so it has no cost.
+"""
+
 # Attributes `tokenbudget.price.*`
 
 TOKENBUDGET_PRICE_SOURCE: Final = "tokenbudget.price.source"
@@ -77,6 +82,11 @@ class TokenbudgetPriceSourceValues(Enum):
 
 TOKENBUDGET_PRICE_VERSION: Final = "tokenbudget.price.version"
 """The version of the price data used to compute `gen_ai.usage.cost.amount`."""
+
+TOKENBUDGET_PRICE_INFERRED: Final = "tokenbudget.price.inferred"
+"""Indicates that the price was found from the model's name alone, because the endpoint the call went
+to (a gateway, a proxy, an unrecognised host) names no provider.
+"""
 
 # Attributes `tokenbudget.*`
 

@@ -4,44 +4,60 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Final
 
 MAX_REPORTED_MODELS: Final = 1000
 """Models beyond this many are not named one by one: their names could come from responses."""
+REPEAT_AFTER_SECONDS: Final = 3600.0
+"""A model still unpriced is named again after an hour, so that a long-running process says it."""
 
 
 class UnpricedWarnings:
-    """A WARNING on `logger` the first time each (provider, model) has no price, for a bounded number
-    of models, then one line saying that further ones are counted but not named."""
+    """A WARNING on `logger` when a (provider, model, endpoint) has no price, at most once an hour
+    each, for a bounded number of models, then one line saying that further ones are counted but not
+    named."""
 
-    def __init__(self, logger: logging.Logger, max_models: int = MAX_REPORTED_MODELS) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        max_models: int = MAX_REPORTED_MODELS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._logger = logger
         self._max_models = max_models
+        self._clock = clock
         self._lock = threading.Lock()
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: dict[tuple[str, str, str | None], float] = {}
         self._silenced = False
 
-    def warn(self, provider: str, model: str, consequence: str) -> None:
-        """`consequence`: what the missing price means where it was found, as a clause."""
-        key = (provider, model)
-        if key in self._reported:
+    def warn(self, provider: str, model: str, consequence: str, endpoint: str | None = None) -> None:
+        """`consequence`: what the missing price means where it was found, as a clause; `endpoint`:
+        the host the call went to, when one is known."""
+        key = (provider, model, endpoint)
+        now = self._clock()
+        last = self._reported.get(key)
+        if last is not None and now - last < REPEAT_AFTER_SECONDS:
             return
         with self._lock:
-            if key in self._reported or self._silenced:
+            last = self._reported.get(key)
+            if (last is not None and now - last < REPEAT_AFTER_SECONDS) or self._silenced:
                 return
-            if len(self._reported) >= self._max_models:
+            if last is None and len(self._reported) >= self._max_models:
                 self._silenced = True
                 self._logger.warning(
                     "tokenbudget: %d models without a price were reported; further ones are not named",
                     self._max_models,
                 )
                 return
-            self._reported.add(key)
+            self._reported[key] = now
         self._logger.warning(
-            "tokenbudget: no price is known for model %r of provider %r; %s. Pass prices={%r: {...}}"
+            "tokenbudget: no price is known for model %r of provider %r%s; %s. Pass prices={%r: {...}}"
             " to price it",
             model,
             provider,
+            f" at {endpoint}" if endpoint else "",
             consequence,
             model,
         )

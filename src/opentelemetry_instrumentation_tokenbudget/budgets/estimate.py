@@ -71,7 +71,7 @@ class CostEstimator:
         self._unpriced = UnpricedWarnings(_logger)
 
     def estimate(self, request: RequestInfo) -> int:
-        price = self._prices.lookup(request.provider, request.model)
+        price = self._prices.lookup(request.provider, request.model, request.price_route)
         if price is None:
             self._unpriced.warn(request.provider, request.model, _UNPRICED_ESTIMATE)
             return 0

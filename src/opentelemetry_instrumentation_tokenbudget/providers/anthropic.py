@@ -76,6 +76,7 @@ class MessagesAdapter(NoPreparation, ResultIsTheStream):
             max_output_tokens=int_or_none(kwargs.get("max_tokens")),
             server_address=endpoint.address,
             server_port=endpoint.port,
+            price_route=endpoint.route,
             estimate_input_tokens=lambda: estimate_tokens(messages, system),
         )
 

@@ -38,12 +38,21 @@ def _is_stream(result: Any) -> bool:
 
 
 def _provider_cost(usage: Any) -> Decimal | None:
-    # Gateways such as OpenRouter put the price they charged into the usage block.
+    """The cost a gateway such as OpenRouter put into the usage block. One that is not a number comes
+    back as NaN, so that the core ignores and counts it rather than taking it for no cost at all."""
     extra = getattr(usage, "model_extra", None) or {}
     cost = extra.get("cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        return Decimal(str(cost))
-    return None
+    if cost is None:
+        return None
+    if isinstance(cost, (int, float, str)) and not isinstance(cost, bool):
+        try:
+            return Decimal(str(cost))
+        except ArithmeticError:
+            pass
+    return _NOT_AN_AMOUNT
+
+
+_NOT_AN_AMOUNT = Decimal("NaN")
 
 
 def _completion_usage(usage: Any) -> TokenUsage:
@@ -90,6 +99,7 @@ class _OpenAIRequests(ResultIsTheStream):
             max_output_tokens=int_or_none(max_tokens),
             server_address=endpoint.address,
             server_port=endpoint.port,
+            price_route=endpoint.route,
             estimate_input_tokens=lambda: estimate_tokens(*prompt),
         )
 

@@ -1,0 +1,256 @@
+"""Which price applies to a call, in order: the user's, a local server's (free), the price data's for
+the provider behind the URL, and for an unknown host the model's price wherever the data knows it.
+
+Resolutions are cached per (provider, model, route) until genai-prices' data changes: an update
+(`genai_prices.UpdatePrices`, or a snapshot the user installs) is a new snapshot object, noticed on
+the next call. Prices that depend on the request's time (DeepSeek's off-peak hours) or on the
+response (OpenAI's service tier) are resolved per call from the cached model; plain prices are
+compiled once (`Rates`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Final
+
+from ..semconv import TokenbudgetPriceSourceValues
+from ..usage import TokenUsage
+from .endpoints import PriceRoute, RouteKind, route_for_provider
+from .rates import Cost, Rates
+
+_logger = logging.getLogger(__name__)
+
+_USER: Final = TokenbudgetPriceSourceValues.USER
+_LOCAL: Final = TokenbudgetPriceSourceValues.LOCAL_MODEL
+_DATA: Final = TokenbudgetPriceSourceValues.GENAI_PRICES
+MAX_CACHED_MODELS: Final = 4096
+"""Model names can come from responses: past this many resolutions the cache starts again."""
+
+USER_PRICE_KEYS: Final = frozenset(
+    {
+        "input_mtok",
+        "output_mtok",
+        "cache_read_mtok",
+        "cache_write_mtok",
+        "cache_write_1h_mtok",
+        "output_reasoning_mtok",
+        "input_audio_mtok",
+        "output_audio_mtok",
+        "requests_kcount",
+        "web_searches_kcount",
+    }
+)
+
+
+class ModelPricing:
+    """How one model is priced where it was called; `cost()` prices one call."""
+
+    __slots__ = ("_compiled", "_info", "_lock", "_static", "_variants_apply", "inferred", "source", "version")
+
+    def __init__(
+        self,
+        source: TokenbudgetPriceSourceValues,
+        version: str,
+        *,
+        static: Rates | None = None,
+        model_info: Any = None,
+        variants_apply: bool = True,
+        inferred: bool = False,
+    ) -> None:
+        self.source = source
+        self.version = version
+        self.inferred = inferred
+        self._static = static
+        self._info = model_info
+        self._variants_apply = variants_apply
+        self._compiled: dict[object, tuple[object, Rates]] = {}
+        self._lock = threading.Lock()
+
+    def cost(
+        self, usage: TokenUsage, at: float | None = None, context: Mapping[str, str] | None = None
+    ) -> Cost:
+        """`at`: when the request was sent (epoch seconds; now when None); `context`: what the response
+        said that prices can depend on (``{"service_tier": "flex"}``)."""
+        rates = self._static
+        if rates is None or context:
+            rates = self._rates_at(at, context)
+        return rates.apply(usage, self.source, self.version, self.inferred)
+
+    def _rates_at(self, at: float | None, context: Mapping[str, str] | None) -> Rates:
+        info = self._info
+        if info is None:  # the user's or a local server's price: the same at any time
+            assert self._static is not None
+            return self._static
+        when = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+        # genai-prices applies the request's context only to models of the provider that was asked
+        # for, not to those it found under a fallback provider.
+        price_context = dict(context) if context and self._variants_apply else None
+        model_price = info.get_prices(when, price_context)
+        key: object = id(model_price) if price_context is None else _content_key(model_price)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = (model_price, Rates(model_price))
+            with self._lock:
+                if len(self._compiled) > 64:
+                    self._compiled.clear()
+                self._compiled[key] = compiled
+        return compiled[1]
+
+
+def _content_key(model_price: Any) -> object:
+    from genai_prices.types import TieredPrices
+
+    return tuple(
+        (key, (value.base, tuple((t.start, t.price) for t in value.tiers)))
+        if isinstance(value, TieredPrices)
+        else (key, value)
+        for key, value in vars(model_price).items()
+        if value is not None and not key.startswith("_")
+    )
+
+
+def _parse_override(spec: Mapping[str, Any], what: str) -> dict[str, Decimal]:
+    unknown = set(spec) - USER_PRICE_KEYS
+    if unknown:
+        raise ValueError(
+            f"prices[{what!r}]: unknown key(s) {sorted(unknown)}; expected some of {sorted(USER_PRICE_KEYS)}"
+        )
+    parsed: dict[str, Decimal] = {}
+    for key, raw in spec.items():
+        try:
+            value = Decimal(str(raw))
+        except ArithmeticError as error:
+            raise ValueError(f"prices[{what!r}].{key}: {raw!r} is not a number") from error
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"prices[{what!r}].{key}: {raw!r} must be a finite number >= 0")
+        parsed[key] = value
+    return parsed
+
+
+def _normal(model: str) -> str:
+    return model.strip().lower()
+
+
+def _data_version(snapshot: Any) -> str:
+    from genai_prices import __version__
+
+    if getattr(snapshot, "from_auto_update", False):
+        return f"genai-prices {__version__}, data of {snapshot.timestamp.isoformat(timespec='seconds')}"
+    return f"genai-prices {__version__}"
+
+
+class PriceBook:
+    """Resolves a model's price where it was called, and remembers models that have none.
+
+    `overrides` maps a model name, or "provider/model", to per-million-token prices (and per-thousand
+    fees): ``{"input_mtok": 0.3, "output_mtok": 1.2, "cache_read_mtok": 0.03, "cache_write_mtok": 0.4}``.
+    """
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._overrides = {
+            _normal(name): _parse_override(spec, name) for name, spec in (overrides or {}).items()
+        }
+        self._user_prices: dict[str, ModelPricing] = {}
+        self._local: ModelPricing | None = None
+        # (provider, model, route) -> (the data snapshot it came from, or None; the pricing, or None)
+        self._cache: dict[tuple[str, str, PriceRoute | None], tuple[object, ModelPricing | None]] = {}
+        self._lock = threading.Lock()
+        self._snapshot_of: Any = None
+
+    def lookup(self, provider: str, model: str, route: PriceRoute | None = None) -> ModelPricing | None:
+        """The model's price, or None when nobody knows it (the call stays unpriced).
+
+        `provider` is `gen_ai.provider.name`; `route` what the endpoint said (None: priced as the
+        provider named, the case of spans of other instrumentations)."""
+        key = (provider, model, route)
+        cached = self._cache.get(key)
+        if cached is not None and (cached[0] is None or cached[0] is self._current_snapshot()):
+            return cached[1]
+        snapshot, pricing = self._resolve(provider, _normal(model), route or route_for_provider(provider))
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED_MODELS:
+                self._cache.clear()
+            self._cache[key] = (snapshot, pricing)
+        return pricing
+
+    def _current_snapshot(self) -> object:
+        get_snapshot = self._snapshot_of
+        if get_snapshot is None:
+            from genai_prices.data_snapshot import get_snapshot
+
+            self._snapshot_of = get_snapshot
+        return get_snapshot()
+
+    def _resolve(self, provider: str, model: str, route: PriceRoute) -> tuple[object, ModelPricing | None]:
+        override = self._overrides.get(f"{provider}/{model}") or self._overrides.get(model)
+        if override is not None:
+            return None, self._user_price(model if model in self._overrides else f"{provider}/{model}")
+        if route.kind is RouteKind.LOCAL_SERVER:
+            return None, self._local_price()
+        snapshot = self._current_snapshot()
+        if route.kind is RouteKind.PROVIDER and route.price_provider is not None:
+            return snapshot, _from_data(snapshot, model, route.price_provider, inferred=False)
+        pricing = _from_data(snapshot, model, None, inferred=True)
+        if pricing is None and route.kind is RouteKind.LOCAL_ADDRESS:
+            # A model that no price data knows, served at a local address: the user's own.
+            return snapshot, self._local_price()
+        return snapshot, pricing
+
+    def _user_price(self, name: str) -> ModelPricing:
+        pricing = self._user_prices.get(name)
+        if pricing is None:
+            from genai_prices.types import ModelPrice
+
+            rates = Rates(ModelPrice(**self._overrides[name]), validate=False)
+            pricing = ModelPricing(_USER, "user", static=rates)
+            self._user_prices[name] = pricing
+        return pricing
+
+    def _local_price(self) -> ModelPricing:
+        if self._local is None:
+            from genai_prices.types import ModelPrice
+
+            self._local = ModelPricing(_LOCAL, "local", static=Rates(ModelPrice(), validate=False))
+        return self._local
+
+
+def _from_data(
+    snapshot: Any, model: str, price_provider: str | None, *, inferred: bool
+) -> ModelPricing | None:
+    try:
+        provider, info = snapshot.find_provider_model(model, None, price_provider, None)
+    except LookupError:
+        if price_provider is not None or "/" not in model:
+            return None
+        # A gateway's "vendor/model" name (LiteLLM's, Portkey's): genai-prices splits it itself.
+        try:
+            provider, info = snapshot.find_provider_model(model, None, "litellm", None)
+        except LookupError:
+            return None
+    version = _data_version(snapshot)
+    variants_apply = any(info is candidate for candidate in provider.models)
+    try:
+        static = Rates(info.prices) if not isinstance(info.prices, list) else None
+        if static is None:
+            # Checked now, so that a price genai-prices cannot apply leaves the model unpriced.
+            Rates(info.get_prices(datetime.now(timezone.utc)))
+    except (KeyError, ValueError):
+        _logger.debug("tokenbudget: genai-prices cannot price %s/%s", provider.id, model, exc_info=True)
+        return None
+    return ModelPricing(
+        _DATA, version, static=static, model_info=info, variants_apply=variants_apply, inferred=inferred
+    )
+
+
+def price_usage(
+    pricing: ModelPricing,
+    usage: TokenUsage,
+    at: float | None = None,
+    context: Mapping[str, str] | None = None,
+) -> Cost:
+    return pricing.cost(usage, at, context)

@@ -1,0 +1,178 @@
+"""A model's prices, compiled once, applied to one call's usage in microseconds.
+
+genai-prices' own `ModelPrice.calc_price` re-derives its unit registry, validates and decomposes the
+usage on every call (about 0.5 ms). `Rates` does that work once per price and keeps, per call, only
+what depends on the usage, in the same order and with the same `Decimal` operations, so that the
+totals are equal, not close: each priced unit is charged for its "leaf" count (its usage count less
+the leaf counts of the priced units below it, so that e.g. cached audio tokens priced on their own
+are not charged again as input tokens); a tiered price takes the rate of the highest tier whose
+start the call's input tokens pass, for all the tokens; a per-request fee counts 1. The test suite
+checks the totals against `genai_prices.calc_price` across the price data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
+
+from ..semconv import TokenbudgetPriceSourceValues
+from ..usage import TokenUsage
+
+if TYPE_CHECKING:
+    from genai_prices.units import UnitRegistry
+
+_ZERO: Final = Decimal(0)
+_REQUESTS: Final = "requests"
+
+# genai-prices' usage key -> the `TokenUsage` field holding it, where the names differ.
+_FIELD_FOR_USAGE_KEY: Final[Mapping[str, str]] = {"output_reasoning_tokens": "reasoning_tokens"}
+_USAGE_FIELDS: Final = frozenset(TokenUsage.__dataclass_fields__)
+
+# Where a unit's charge goes in the breakdown on the span.
+_INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _FEES = range(5)
+
+
+@cache
+def unit_registry() -> UnitRegistry:
+    from genai_prices.data_units import unit_data
+    from genai_prices.units import UnitRegistry
+
+    return UnitRegistry(unit_data)
+
+
+# Not frozen: one is built per call, and a frozen dataclass's __init__ costs four times as much.
+@dataclass(slots=True)
+class Cost:
+    """The cost of one call in USD, exact, with its breakdown. `total` also holds per-request and
+    per-tool-use fees, which are in none of the token parts."""
+
+    total: Decimal
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+    source: TokenbudgetPriceSourceValues
+    version: str
+    inferred: bool = False
+    """The price was found by the model's name alone (a gateway or an unknown host)."""
+
+
+class Rates:
+    """One set of prices (one `genai_prices.types.ModelPrice`), ready to apply."""
+
+    __slots__ = ("_charges", "_leaves", "_tiered")
+
+    def __init__(self, model_price: Any, *, validate: bool = True) -> None:
+        """`model_price`: a genai-prices `ModelPrice`. Raises (KeyError, ValueError) when genai-prices
+        would not price with it: an unknown or invalid price key, or (`validate`) a set of prices that
+        leaves some combination of units without a price. The user's own prices are not validated:
+        a cache price without its parent falls back to the input price, as it always did."""
+        from genai_prices.types import TieredPrices
+        from genai_prices.validation import validate_priced_units
+
+        registry = unit_registry()
+        priced: list[tuple[Any, Decimal, tuple[tuple[int, Decimal], ...]]] = []
+        for key, value in vars(model_price).items():
+            if key.startswith("_") or value is None:
+                continue
+            unit = registry.unit_for_price_key(key)
+            if isinstance(value, TieredPrices):
+                # Highest start first: the first tier the input passes is the one that applies.
+                tiers = tuple(sorted(((tier.start, tier.price) for tier in value.tiers), reverse=True))
+                priced.append((unit, value.base, tiers))
+            elif isinstance(value, Decimal) and value.is_finite() and value >= 0:
+                priced.append((unit, value, ()))
+            else:
+                raise ValueError(f"price {key}={value!r} is not a finite non-negative price")
+        if validate:
+            validate_priced_units([unit for unit, _, _ in priced], registry)
+        # Leaf counts are computed most specific unit first; a unit's descendants (the priced units
+        # whose dimensions include all of its own) therefore come before it.
+        leaf_units = sorted(
+            (unit for unit, _, _ in priced if unit.usage_key != _REQUESTS),
+            key=lambda unit: (-len(unit.dimensions), unit.usage_key),
+        )
+        leaf_index = {unit.usage_key: position for position, unit in enumerate(leaf_units)}
+        self._leaves: tuple[tuple[str | None, tuple[int, ...]], ...] = tuple(
+            (
+                _field_for(unit.usage_key),
+                tuple(
+                    leaf_index[other.usage_key]
+                    for other in leaf_units
+                    if other is not unit and unit.dimensions.items() <= other.dimensions.items()
+                ),
+            )
+            for unit in leaf_units
+        )
+        # Charged in the order of the price's keys, the order genai-prices sums in (a Decimal sum
+        # may round at each step). A leaf index of -1 is a per-request fee: one request.
+        self._charges: tuple[tuple[int, Decimal, tuple[tuple[int, Decimal], ...], int, int], ...] = tuple(
+            (
+                -1 if unit.usage_key == _REQUESTS else leaf_index[unit.usage_key],
+                price,
+                tiers,
+                unit.per,
+                _part(unit.dimensions),
+            )
+            for unit, price, tiers in priced
+        )
+        self._tiered = any(tiers for _, _, tiers in priced)
+
+    def apply(
+        self, usage: TokenUsage, source: TokenbudgetPriceSourceValues, version: str, inferred: bool = False
+    ) -> Cost:
+        leaves: list[int] = []
+        for field, descendants in self._leaves:
+            leaf = getattr(usage, field) if field is not None else 0
+            for descendant in descendants:
+                leaf -= leaves[descendant]
+            # An inconsistent usage (more cached than input tokens) is charged for what is there;
+            # genai-prices raises on it, and a call must not go unrecorded for it.
+            leaves.append(leaf if leaf > 0 else 0)
+        input_tokens = usage.input_tokens if self._tiered else 0
+        parts = [_ZERO, _ZERO, _ZERO, _ZERO, _ZERO]
+        total = _ZERO
+        for index, price, tiers, per, part in self._charges:
+            count = leaves[index] if index >= 0 else 1
+            if not count:
+                continue
+            rate = price
+            for start, tier_price in tiers:
+                if input_tokens > start:
+                    rate = tier_price
+                    break
+            charge = rate * Decimal(count) / per
+            total += charge
+            parts[part] += charge
+        return Cost(
+            total=total,
+            input=parts[_INPUT],
+            cache_read=parts[_CACHE_READ],
+            cache_write=parts[_CACHE_WRITE],
+            output=parts[_OUTPUT],
+            source=source,
+            version=version,
+            inferred=inferred,
+        )
+
+
+def _field_for(usage_key: str) -> str | None:
+    field = _FIELD_FOR_USAGE_KEY.get(usage_key, usage_key)
+    return field if field in _USAGE_FIELDS else None
+
+
+def _part(dimensions: Mapping[str, str]) -> int:
+    kind = dimensions.get("token_type")
+    if kind == "cache_read":
+        return _CACHE_READ
+    if kind == "cache_write":
+        return _CACHE_WRITE
+    direction = dimensions.get("direction")
+    if dimensions.get("family") == "tokens" and direction == "input":
+        return _INPUT
+    if dimensions.get("family") == "tokens" and direction == "output":
+        return _OUTPUT
+    return _FEES
