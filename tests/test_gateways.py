@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -275,3 +276,47 @@ def test_a_hard_budget_refuses_behind_a_gateway_exactly_as_against_openai(
     assert len(provider.requests) == 50
     assert ledger(store, budget, clock.now).spent == 50 * CALL_COST_PICO
     store.close()
+
+
+# ---- price data updates ---------------------------------------------------------------------------
+
+
+def test_a_price_data_update_takes_effect_on_the_next_call_and_names_its_data(
+    instrumented: Any, telemetry: Telemetry
+) -> None:
+    import copy
+    from datetime import datetime
+
+    from genai_prices import __version__, data_snapshot
+    from genai_prices.types import ModelPrice
+
+    ask_openai("https://api.openai.com/v1", "gpt-4o-mini")
+    bundled = data_snapshot.get_snapshot()
+    providers = []
+    for original in bundled.providers:
+        provider = copy.copy(original)
+        if provider.id == "openai":
+            provider.models = [copy.copy(model) for model in provider.models]
+            for model in provider.models:
+                if model.id == "gpt-4o-mini":
+                    model.prices = ModelPrice(input_mtok=Decimal("0.3"), output_mtok=Decimal("1.2"))
+        providers.append(provider)
+    # What genai_prices.UpdatePrices installs: a new snapshot, from an automatic update.
+    updated = data_snapshot.DataSnapshot(
+        providers=providers,
+        from_auto_update=True,
+        timestamp=datetime(2026, 12, 2, 17, 0, 0),  # noqa: DTZ001  # genai-prices' own, naive
+    )
+    data_snapshot.set_custom_snapshot(updated)
+    try:
+        ask_openai("https://api.openai.com/v1", "gpt-4o-mini")
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    ask_openai("https://api.openai.com/v1", "gpt-4o-mini")
+
+    before, during, after = (span.attributes for span in telemetry.our_spans())
+    assert before["gen_ai.usage.cost.amount"] == after["gen_ai.usage.cost.amount"] == GPT_4O_MINI
+    assert before["tokenbudget.price.version"] == f"genai-prices {__version__}"
+    # 1000 x 0.3 + 200 x 1.2 = 540 microdollars at the updated price.
+    assert during["gen_ai.usage.cost.amount"] == 0.00054
+    assert during["tokenbudget.price.version"] == f"genai-prices {__version__}, data of 2026-12-02T17:00:00"
