@@ -148,8 +148,17 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_BUDGET_RESERVED": "tokenbudget.budget.reserved",
     "TOKENBUDGET_BUDGET_LIMIT": "tokenbudget.budget.limit",
     "TOKENBUDGET_BUDGET_ESTIMATE": "tokenbudget.budget.estimate",
+    "TOKENBUDGET_BUDGET_FORECAST": "tokenbudget.budget.forecast",
+    "TOKENBUDGET_BUDGET_EXHAUSTED_AT": "tokenbudget.budget.exhausted_at",
+    "TOKENBUDGET_ANOMALY_OBSERVED": "tokenbudget.anomaly.observed",
+    "TOKENBUDGET_ANOMALY_EXPECTED": "tokenbudget.anomaly.expected",
+    "TOKENBUDGET_ANOMALY_SCORE": "tokenbudget.anomaly.score",
+    "TOKENBUDGET_ANOMALY_DRIVER": "tokenbudget.anomaly.driver",
+    "TOKENBUDGET_ANOMALY_DRIVER_EXCESS": "tokenbudget.anomaly.driver_excess",
     "TOKENBUDGET_BUDGET_THRESHOLD_CROSSED_EVENT": "tokenbudget.budget.threshold_crossed",
     "TOKENBUDGET_BUDGET_REFUSED_EVENT": "tokenbudget.budget.refused",
+    "TOKENBUDGET_BUDGET_FORECAST_EXCEEDED_EVENT": "tokenbudget.budget.forecast_exceeded",
+    "TOKENBUDGET_BUDGET_ANOMALY_EVENT": "tokenbudget.budget.anomaly",
     "GEN_AI_CLIENT_OPERATION_COST": "gen_ai.client.operation.cost",
     "GEN_AI_CLIENT_OPERATION_COST_UNIT": "{cost}",  # #443's unit; the provisional `{USD}` is gone
     "TOKENBUDGET_CLIENT_UNPRICED_CALLS": "tokenbudget.client.unpriced_calls",
@@ -166,6 +175,12 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_BUDGET_REFUSALS_UNIT": "{call}",
     "TOKENBUDGET_BUDGET_THRESHOLD_CROSSINGS": "tokenbudget.budget.threshold_crossings",
     "TOKENBUDGET_BUDGET_THRESHOLD_CROSSINGS_UNIT": "{crossing}",
+    "TOKENBUDGET_BUDGET_FORECAST_METRIC": "tokenbudget.budget.forecast",
+    "TOKENBUDGET_BUDGET_FORECAST_UNIT": "{USD}",
+    "TOKENBUDGET_BUDGET_FORECAST_WARNINGS": "tokenbudget.budget.forecast_warnings",
+    "TOKENBUDGET_BUDGET_FORECAST_WARNINGS_UNIT": "{warning}",
+    "TOKENBUDGET_BUDGET_ANOMALIES": "tokenbudget.budget.anomalies",
+    "TOKENBUDGET_BUDGET_ANOMALIES_UNIT": "{anomaly}",
 }
 EXPECTED_ENUMS = {
     "GenAiUsageCostSourceValues": {"PROVIDER": "provider", "LOCAL": "local"},
@@ -200,6 +215,9 @@ METRIC_CONSTANTS = {
     "TOKENBUDGET_BUDGET_UTILIZATION",
     "TOKENBUDGET_BUDGET_REFUSALS",
     "TOKENBUDGET_BUDGET_THRESHOLD_CROSSINGS",
+    "TOKENBUDGET_BUDGET_FORECAST_METRIC",
+    "TOKENBUDGET_BUDGET_FORECAST_WARNINGS",
+    "TOKENBUDGET_BUDGET_ANOMALIES",
 }
 
 

@@ -20,15 +20,17 @@ attribution attributes. See ``TokenBudgetInstrumentor`` for the options and the 
 """
 
 from .attribution import cost_attributes, current_cost_attributes
-from .budgets import Budget, BudgetConfigError, ThresholdEvent
+from .budgets import AnomalyEvent, Budget, BudgetConfigError, ForecastEvent, ThresholdEvent
 from .errors import BudgetExceededError
 from .instrumentor import TokenBudgetInstrumentor
 from .version import __version__
 
 __all__ = [
+    "AnomalyEvent",
     "Budget",
     "BudgetConfigError",
     "BudgetExceededError",
+    "ForecastEvent",
     "ThresholdEvent",
     "TokenBudgetInstrumentor",
     "__version__",

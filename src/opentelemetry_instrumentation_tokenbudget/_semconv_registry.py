@@ -185,6 +185,41 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.budget.forecast": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.budget.exhausted_at": {
+            "type": "string",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.anomaly.observed": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.anomaly.expected": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.anomaly.score": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.anomaly.driver": {
+            "type": "string",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.anomaly.driver_excess": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
     },
     "metrics": {
         "gen_ai.client.operation.cost": {
@@ -349,6 +384,26 @@ REGISTRY: Final[Registry] = {
                 },
             },
         },
+        "tokenbudget.budget.forecast": {
+            "instrument": "gauge",
+            "unit": "{USD}",
+            "value_type": "double",
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.budget.name": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.group": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.action": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
+            },
+        },
         "tokenbudget.budget.refusals": {
             "instrument": "counter",
             "unit": "{call}",
@@ -409,6 +464,42 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.budget.action": {
                     "requirement_level": "recommended",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.group": {
+                    "requirement_level": "opt_in",
+                    "required_when": None,
+                },
+            },
+        },
+        "tokenbudget.budget.forecast_warnings": {
+            "instrument": "counter",
+            "unit": "{warning}",
+            "value_type": "int",
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.budget.name": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.action": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.group": {
+                    "requirement_level": "opt_in",
+                    "required_when": None,
+                },
+            },
+        },
+        "tokenbudget.budget.anomalies": {
+            "instrument": "counter",
+            "unit": "{anomaly}",
+            "value_type": "int",
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.budget.name": {
+                    "requirement_level": "required",
                     "required_when": None,
                 },
                 "tokenbudget.budget.group": {
@@ -569,6 +660,72 @@ REGISTRY: Final[Registry] = {
                     "required_when": None,
                 },
                 "gen_ai.request.model": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
+            },
+        },
+        "tokenbudget.budget.forecast_exceeded": {
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.budget.name": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.group": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.action": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.spent": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.forecast": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.limit": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.exhausted_at": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+            },
+        },
+        "tokenbudget.budget.anomaly": {
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.budget.name": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.budget.group": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.anomaly.observed": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.anomaly.expected": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.anomaly.score": {
+                    "requirement_level": "required",
+                    "required_when": None,
+                },
+                "tokenbudget.anomaly.driver": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
+                "tokenbudget.anomaly.driver_excess": {
                     "requirement_level": "recommended",
                     "required_when": None,
                 },

@@ -66,6 +66,9 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
       ``"sqlite:///path.db"``, ``"redis://host:6379/0"`` or a `SpendStore`; ``on_store_error``:
       ``"open"`` (default) or ``"closed"``, what blocking budgets do while the store fails;
       ``on_threshold``: called with a `ThresholdEvent` when spend crosses a budget's threshold;
+      ``on_forecast``: called with a `ForecastEvent` when a group's projected end-of-window spend
+      passes its limit (once per window and group); ``on_anomaly``: called with an `AnomalyEvent`
+      when a group's spend leaves the band of its own recent baseline, naming the driver;
       ``max_metric_groups``: per-group budget gauges up to this many groups (default 100);
       ``clock``: epoch seconds, for tests.
     - ``baggage_attribution``: read attribution from received W3C baggage (True, or attribute names).

@@ -137,6 +137,31 @@ TOKENBUDGET_BUDGET_LIMIT: Final = "tokenbudget.budget.limit"
 TOKENBUDGET_BUDGET_ESTIMATE: Final = "tokenbudget.budget.estimate"
 """The estimated cost of the call being admitted, in USD."""
 
+TOKENBUDGET_BUDGET_FORECAST: Final = "tokenbudget.budget.forecast"
+"""The spend of the group projected to the end of the budget's current window, in USD."""
+
+TOKENBUDGET_BUDGET_EXHAUSTED_AT: Final = "tokenbudget.budget.exhausted_at"
+"""When the projected spend reaches the budget's limit, as an ISO 8601 UTC timestamp."""
+
+# Attributes `tokenbudget.anomaly.*`
+
+TOKENBUDGET_ANOMALY_OBSERVED: Final = "tokenbudget.anomaly.observed"
+"""The spend of the group in the interval found anomalous, in USD."""
+
+TOKENBUDGET_ANOMALY_EXPECTED: Final = "tokenbudget.anomaly.expected"
+"""The spend expected of the group in that interval from its own recent baseline, in USD."""
+
+TOKENBUDGET_ANOMALY_SCORE: Final = "tokenbudget.anomaly.score"
+"""How far the observed spend is above the expected, in robust standard deviations (scaled MAD of past
+residuals).
+"""
+
+TOKENBUDGET_ANOMALY_DRIVER: Final = "tokenbudget.anomaly.driver"
+"""The attribute value whose spend explains most of the excess, as `key=value`."""
+
+TOKENBUDGET_ANOMALY_DRIVER_EXCESS: Final = "tokenbudget.anomaly.driver_excess"
+"""The driver's spend in the interval above its usual share of the expected spend, in USD."""
+
 # Events
 
 TOKENBUDGET_BUDGET_THRESHOLD_CROSSED_EVENT: Final = "tokenbudget.budget.threshold_crossed"
@@ -144,6 +169,13 @@ TOKENBUDGET_BUDGET_THRESHOLD_CROSSED_EVENT: Final = "tokenbudget.budget.threshol
 
 TOKENBUDGET_BUDGET_REFUSED_EVENT: Final = "tokenbudget.budget.refused"
 """A blocking budget refused a GenAI call before any request was sent."""
+
+TOKENBUDGET_BUDGET_FORECAST_EXCEEDED_EVENT: Final = "tokenbudget.budget.forecast_exceeded"
+"""The spend of a budget's group, projected to the end of the window, will pass the limit."""
+
+TOKENBUDGET_BUDGET_ANOMALY_EVENT: Final = "tokenbudget.budget.anomaly"
+"""The spend of a budget's group in the current interval left the band of its own recent baseline.
+"""
 
 # Metrics, each with the unit it is created with
 
@@ -169,6 +201,10 @@ TOKENBUDGET_BUDGET_UTILIZATION: Final = "tokenbudget.budget.utilization"
 """[gauge] The fraction of a budget's limit spent in its current window, per group."""
 TOKENBUDGET_BUDGET_UTILIZATION_UNIT: Final = "1"
 
+TOKENBUDGET_BUDGET_FORECAST_METRIC: Final = "tokenbudget.budget.forecast"
+"""[gauge] The spend projected to the end of the budget's current window, per group."""
+TOKENBUDGET_BUDGET_FORECAST_UNIT: Final = "{USD}"
+
 TOKENBUDGET_BUDGET_REFUSALS: Final = "tokenbudget.budget.refusals"
 """[counter] GenAI calls that a blocking budget refused before any request was sent."""
 TOKENBUDGET_BUDGET_REFUSALS_UNIT: Final = "{call}"
@@ -176,3 +212,12 @@ TOKENBUDGET_BUDGET_REFUSALS_UNIT: Final = "{call}"
 TOKENBUDGET_BUDGET_THRESHOLD_CROSSINGS: Final = "tokenbudget.budget.threshold_crossings"
 """[counter] Times the spend of a budget's group passed one of the budget's thresholds."""
 TOKENBUDGET_BUDGET_THRESHOLD_CROSSINGS_UNIT: Final = "{crossing}"
+
+TOKENBUDGET_BUDGET_FORECAST_WARNINGS: Final = "tokenbudget.budget.forecast_warnings"
+"""[counter] Times a budget group's projected end-of-window spend passed the budget's limit."""
+TOKENBUDGET_BUDGET_FORECAST_WARNINGS_UNIT: Final = "{warning}"
+
+TOKENBUDGET_BUDGET_ANOMALIES: Final = "tokenbudget.budget.anomalies"
+"""[counter] Times a budget group's spend in an interval left the band of its own recent baseline.
+"""
+TOKENBUDGET_BUDGET_ANOMALIES_UNIT: Final = "{anomaly}"

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -68,6 +68,8 @@ class BudgetAdmission:
 
     charges: tuple[Charge, ...]
     reserved: int
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    """What the call's budgets matched on, for the settlement's listeners."""
 
 
 def call_attributes(
@@ -79,6 +81,17 @@ def call_attributes(
     attributes[GEN_AI_REQUEST_MODEL] = model
     attributes[GEN_AI_OPERATION_NAME] = operation
     return attributes
+
+
+class SettleListener(Protocol):
+    def after_settle(
+        self,
+        charges: Sequence[Charge],
+        balances: Sequence[Balance],
+        amount: int,
+        span: Span | None,
+        attributes: Mapping[str, AttributeValue],
+    ) -> None: ...
 
 
 class BudgetGuard:
@@ -109,6 +122,8 @@ class BudgetGuard:
         self._clock = clock
         self._metric_attribution_keys = frozenset(metric_attribution_keys)
         self._closed = False
+        self.settle_listeners: list[SettleListener] = []
+        """Told of every settlement after the thresholds (the forecast and anomaly signals)."""
         self.on_call_start: Callable[[int], None] | None = None
         """Told the id of the span current when a call begins (see `BudgetSpanProcessor.cover`)."""
 
@@ -157,7 +172,7 @@ class BudgetGuard:
         if outcome.refused_by is not None:
             index = outcome.refused_by
             self._refuse(charges[index], outcome.balances[index], estimate, request, attribution)
-        return BudgetAdmission(charges, estimate)
+        return BudgetAdmission(charges, estimate, attributes)
 
     def settle(
         self,
@@ -179,7 +194,7 @@ class BudgetGuard:
                 actual = admission.reserved
             else:
                 actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
-            self._settle(admission.charges, admission.reserved, actual, span)
+            self._settle(admission.charges, admission.reserved, actual, span, admission.attributes)
         except Exception:
             _logger.debug("tokenbudget: could not settle a call's budgets", exc_info=True)
 
@@ -202,7 +217,7 @@ class BudgetGuard:
         charges = charges_for(self.budgets, attributes, at)
         if charges:
             self._tracker.saw(charges)
-            self._settle(charges, 0, usd_to_picodollars(cost), None)
+            self._settle(charges, 0, usd_to_picodollars(cost), None, attributes)
 
     # ---- the parts -------------------------------------------------------------------------------
 
@@ -215,7 +230,14 @@ class BudgetGuard:
             _logger.debug("tokenbudget: could not estimate a call's cost", exc_info=True)
             return 0
 
-    def _settle(self, charges: Sequence[Charge], reserved: int, actual: int, span: Span | None) -> None:
+    def _settle(
+        self,
+        charges: Sequence[Charge],
+        reserved: int,
+        actual: int,
+        span: Span | None,
+        attributes: Mapping[str, AttributeValue],
+    ) -> None:
         try:
             balances = self.store.settle([charge.key for charge in charges], reserved, actual)
         except Exception as error:
@@ -223,6 +245,8 @@ class BudgetGuard:
             return
         self._health.succeeded()
         self._notifier.after_settle(charges, balances, actual, span)
+        for listener in self.settle_listeners:
+            listener.after_settle(charges, balances, actual, span, attributes)
 
     def _admit_without_store(
         self,

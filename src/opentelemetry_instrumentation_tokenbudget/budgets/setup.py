@@ -21,9 +21,11 @@ from opentelemetry.metrics import Meter
 from ..attribution import KEYWORD_ATTRIBUTES
 from ..call import Runtime
 from ..config import DEFAULT_METRIC_ATTRIBUTION_KEYS
+from .anomaly_signal import AnomalyCallback, AnomalySignal
 from .budget_metrics import DEFAULT_MAX_METRIC_GROUPS, BudgetGauges, GroupTracker, create_budget_counters
 from .config_file import CONFIG_ENV, budget_from_table, read_config_file
 from .estimate import CostEstimator
+from .forecast_signal import ForecastCallback, ForecastSignal
 from .guard import ON_STORE_ERROR, BudgetGuard, OnStoreError
 from .spec import Budget, BudgetConfigError
 from .store import SpendStore, StoreError
@@ -54,6 +56,8 @@ class Options:
     on_threshold: ThresholdCallback | None
     clock: Callable[[], float] | None
     max_metric_groups: int
+    on_forecast: ForecastCallback | None = None
+    on_anomaly: AnomalyCallback | None = None
 
 
 def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Options:
@@ -79,6 +83,8 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     on_store_error, policy_where = pick("on_store_error", "open")
     max_groups, groups_where = pick("max_metric_groups", DEFAULT_MAX_METRIC_GROUPS)
     on_threshold = given.get("on_threshold")
+    on_forecast = given.get("on_forecast")
+    on_anomaly = given.get("on_anomaly")
     clock = given.get("clock")
 
     if on_store_error not in ON_STORE_ERROR:
@@ -89,8 +95,13 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         raise BudgetConfigError(f"{groups_where}: max_metric_groups={max_groups!r}: expected an integer >= 0")
     if not isinstance(inject, bool):
         raise BudgetConfigError(f"{inject_where}: inject_stream_usage={inject!r}: expected true or false")
-    if on_threshold is not None and not callable(on_threshold):
-        raise BudgetConfigError(f"instrument(): on_threshold={on_threshold!r}: expected a callable")
+    for name, callback in (
+        ("on_threshold", on_threshold),
+        ("on_forecast", on_forecast),
+        ("on_anomaly", on_anomaly),
+    ):
+        if callback is not None and not callable(callback):
+            raise BudgetConfigError(f"instrument(): {name}={callback!r}: expected a callable")
     if clock is not None and not callable(clock):
         raise BudgetConfigError(f"instrument(): clock={clock!r}: expected a callable returning epoch seconds")
     return Options(
@@ -106,6 +117,8 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         on_threshold=on_threshold,
         clock=clock,
         max_metric_groups=max_groups,
+        on_forecast=on_forecast,
+        on_anomaly=on_anomaly,
     )
 
 
@@ -172,10 +185,18 @@ class InstalledBudgets:
     """What `install_budgets` set up, for `uninstrument()` to take down."""
 
     def __init__(
-        self, guard: BudgetGuard, gauges: BudgetGauges, processor: Any, store: SpendStore, owns_store: bool
+        self,
+        guard: BudgetGuard,
+        gauges: BudgetGauges,
+        processor: Any,
+        store: SpendStore,
+        owns_store: bool,
+        *,
+        signals: tuple[ForecastSignal, AnomalySignal] | None = None,
     ) -> None:
         self.guard = guard
         self.gauges = gauges
+        self.signals = signals
         self.processor = processor
         self.store = store
         self._owns_store = owns_store
@@ -183,6 +204,8 @@ class InstalledBudgets:
     def close(self) -> None:
         self.guard.close()
         self.gauges.close()
+        for signal in self.signals or ():
+            signal.close()
         if self.processor is not None:
             self.processor.close()
         if self._owns_store:
@@ -219,9 +242,22 @@ def install_budgets(
     gauges = BudgetGauges(
         meter, budgets=options.budgets, store=store, tracker=tracker, health=health, clock=clock
     )
+    signals = (
+        ForecastSignal(
+            meter,
+            budgets=options.budgets,
+            store=store,
+            tracker=tracker,
+            health=health,
+            clock=clock,
+            callback=options.on_forecast,
+        ),
+        AnomalySignal(meter, budgets=options.budgets, clock=clock, callback=options.on_anomaly),
+    )
+    guard.settle_listeners.extend(signals)
     processor = _add_processor(guard, runtime, options, tracer_provider, own_scope)
     runtime.guard = guard
-    return InstalledBudgets(guard, gauges, processor, store, owns_store)
+    return InstalledBudgets(guard, gauges, processor, store, owns_store, signals=signals)
 
 
 def _open_store(
