@@ -1,8 +1,10 @@
-"""A local stand-in for the OpenAI and Anthropic HTTP APIs: one function from request to response.
+"""A local stand-in for the OpenAI, Anthropic, Gemini and Bedrock HTTP APIs: one function from
+request to response.
 
 :class:`FakeProvider` keeps the little state a provider has (its prompt caches, and the requests it was
-sent), routes each request to the fake OpenAI or Anthropic API by path (``/v1/messages...`` is
-Anthropic's), and fails on purpose for a few model names:
+sent), routes each request to the fake OpenAI, Anthropic, Gemini or Bedrock API by path
+(``/v1/messages...`` is Anthropic's, ``.../models/{model}:method`` Gemini's, ``/model/{id}/...``
+Bedrock's), and fails on purpose for a few model names (OpenAI and Anthropic):
 
 - ``fail-429``: 429 with the provider's rate-limit error body and ``retry-after`` (``"0"`` by default);
 - ``fail-500``: 500 with the provider's server error body;
@@ -24,7 +26,9 @@ from typing import Any
 
 import httpx2
 
-from . import fake_anthropic, fake_openai
+from . import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
+from .fake_bedrock import is_bedrock_path
+from .fake_gemini import is_gemini_path
 from .fake_http import Exchange, request_digest
 
 FAIL_RATE_LIMIT_MODEL = "fail-429"
@@ -82,6 +86,10 @@ class FakeProvider:
         """Answer one request as the real API would."""
         request.read()
         exchange, parsed = self._exchange(request)
+        if parsed and is_gemini_path(exchange.path):
+            return fake_gemini.handle(exchange)
+        if parsed and is_bedrock_path(exchange.path):
+            return fake_bedrock.handle(exchange)
         anthropic = exchange.path.startswith(ANTHROPIC_PATH_PREFIX)
         if not parsed:
             return _bad_json(exchange, anthropic=anthropic)
