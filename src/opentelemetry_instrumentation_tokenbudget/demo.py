@@ -1,6 +1,7 @@
-"""The demo: real OpenAI and Anthropic SDK calls, instrumented, against the bundled fake provider.
+"""The demo: real OpenAI, Anthropic, Gemini and Bedrock SDK calls, instrumented, against the bundled
+fake provider.
 
-No API key and no network: `testing.fake_server` answers on 127.0.0.1 the way the two APIs do (same
+No API key and no network: `testing.fake_server` answers on 127.0.0.1 the way the APIs do (same
 JSON, same streams, same usage blocks), with token counts of its own making. Prices are the real
 published ones from genai-prices, so the costs are what these calls would cost.
 
@@ -86,6 +87,53 @@ def _anthropic_calls(client: Any) -> list[tuple[str, Callable[[], Any]]]:
             return events.get_final_text()
 
     return [("anthropic messages", create), ("anthropic messages.stream()", stream)]
+
+
+def _gemini_and_bedrock_calls(gemini_client: Any, bedrock_client: Any) -> list[tuple[str, Callable[[], Any]]]:
+    def gemini() -> Any:
+        return gemini_client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+
+    def gemini_stream() -> Any:
+        stream = gemini_client.models.generate_content_stream(model="gemini-2.5-flash", contents=QUESTION)
+        return "".join(chunk.text or "" for chunk in stream)
+
+    def bedrock() -> Any:
+        return bedrock_client.converse(
+            modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            messages=[{"role": "user", "content": [{"text": QUESTION}]}],
+        )
+
+    def bedrock_stream() -> Any:
+        response = bedrock_client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=[{"role": "user", "content": [{"text": QUESTION}]}]
+        )
+        return list(response["stream"])
+
+    return [
+        ("gemini generate_content", gemini),
+        ("gemini generate_content_stream", gemini_stream),
+        ("bedrock converse", bedrock),
+        ("bedrock converse_stream", bedrock_stream),
+    ]
+
+
+def _gemini_client(server: FakeProviderServer) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key="demo", http_options=types.HttpOptions(base_url=server.base_url))
+
+
+def _bedrock_client(server: FakeProviderServer) -> Any:
+    import boto3
+
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=server.base_url,
+        aws_access_key_id="demo",
+        aws_secret_access_key="demo",  # noqa: S106  # the fake provider takes any key
+    )
 
 
 def _print_spans(spans: Sequence[ReadableSpan]) -> None:
@@ -178,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             local_base_url = server.base_url_openai.replace("127.0.0.1", "localhost")
             local_client = openai.OpenAI(api_key="demo", base_url=local_base_url)
             anthropic_client = anthropic.Anthropic(api_key="demo", base_url=server.base_url_anthropic)
-            calls = _openai_calls(openai_client, local_client) + _anthropic_calls(anthropic_client)
+            calls = (
+                _openai_calls(openai_client, local_client)
+                + _anthropic_calls(anthropic_client)
+                + _gemini_and_bedrock_calls(_gemini_client(server), _bedrock_client(server))
+            )
             for index, (_, call) in enumerate(calls):
                 user = f"u-{index % 3}"
                 feature = "search" if index % 2 else "summarise"
