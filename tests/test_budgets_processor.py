@@ -15,6 +15,7 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Tracer
 
 from opentelemetry_instrumentation_tokenbudget import (
@@ -63,11 +64,11 @@ def _inference(
     }
 
 
-def test_the_anthropic_sdks_own_span_inside_our_call_is_not_counted_twice(
+def test_the_anthropic_sdks_own_span_kept_inside_our_call_is_not_counted_twice(
     *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock
 ) -> None:
     budget = Budget("all", 1)
-    instrument(budgets=[budget], store=store, clock=clock)
+    instrument(budgets=[budget], store=store, clock=clock, anthropic_sdk_spans=True)
     client = anthropic.Anthropic(
         api_key="test",
         base_url="https://api.anthropic.com",
@@ -95,6 +96,43 @@ def test_the_anthropic_sdks_own_span_inside_our_call_is_not_counted_twice(
     # 103 * 0.8 + 7 * 4 = 110.4 microdollars, once.
     assert Decimal(repr(ours.attributes["gen_ai.usage.cost.amount"])) == Decimal("0.0001104")
     assert ledger(store, budget, clock.now) == Balance(spent=110_400_000, reserved=0)
+
+
+def test_one_genai_span_per_anthropic_call_by_default(
+    *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock
+) -> None:
+    budget = Budget("all", 1)
+    instrument(budgets=[budget], store=store, clock=clock)
+    client = anthropic.Anthropic(
+        api_key="test",
+        base_url="https://api.anthropic.com",
+        http_client=httpx2.Client(transport=FakeProvider().transport()),
+        max_retries=0,
+        open_telemetry={"tracer_provider": telemetry.tracer_provider},
+    )
+    request: dict[str, Any] = {
+        "model": "claude-3-5-haiku-20241022",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+
+    client.messages.create(**request)
+    with client.messages.stream(**request) as stream:
+        stream.get_final_text()
+    # A call we do not record keeps the SDK's span.
+    with suppress_instrumentation():
+        client.messages.create(**request)
+    assert telemetry.tracer_provider.force_flush()
+
+    names = sorted(span.name for span in telemetry.spans())
+    assert names == [
+        "anthropic.messages.create",
+        "chat claude-3-5-haiku-20241022",
+        "chat claude-3-5-haiku-20241022",
+    ]
+    # 103 * 0.8 + 7 * 4 = 110.4 microdollars per call, each once: the two we recorded, and the one
+    # only the SDK traced, counted from its span by the budget processor.
+    assert ledger(store, budget, clock.now) == Balance(spent=3 * 110_400_000, reserved=0)
 
 
 def test_a_span_around_our_call_is_that_call(

@@ -20,6 +20,10 @@ class Settings:
     inject_stream_usage: bool = True
     """Ask OpenAI-style streams for their usage chunk when the caller did not, and hide that chunk."""
 
+    anthropic_sdk_spans: bool = False
+    """Keep the Anthropic SDK's own span of each call we record. Off by default: it would be a second
+    GenAI span with the same token counts, which backends that sum tokens over spans count twice."""
+
     baggage_attribution: frozenset[str] = frozenset()
     """Attribution attributes read from received W3C baggage when `cost_attributes` does not set them."""
 

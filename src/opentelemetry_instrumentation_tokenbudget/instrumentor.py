@@ -62,6 +62,8 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
       tenant; user.id and session.id only on spans).
     - ``base_url_providers``: ``{"http://host:port/v1": "vllm"}`` names the provider behind a base URL.
     - ``inject_stream_usage``: ask OpenAI-style streams for usage when the caller did not (default True).
+    - ``anthropic_sdk_spans``: keep the Anthropic SDK's own span inside ours for the calls we record
+      (default False: one GenAI span per call).
     - ``budgets``: a list of `Budget`; ``store``: where spend is kept, ``"memory"`` (default),
       ``"sqlite:///path.db"``, ``"redis://host:6379/0"`` or a `SpendStore`; ``on_store_error``:
       ``"open"`` (default) or ``"closed"``, what blocking budgets do while the store fails;
@@ -92,6 +94,7 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         settings = Settings(
             metric_attribution_keys=options.metric_attribution_keys,
             inject_stream_usage=options.inject_stream_usage,
+            anthropic_sdk_spans=options.anthropic_sdk_spans,
             base_url_providers=options.base_url_providers,
             baggage_attribution=options.baggage_attribution,
         )

@@ -52,6 +52,7 @@ TOP_LEVEL_KEYS: Final = (
     "metric_attribution_keys",
     "baggage_attribution",
     "inject_stream_usage",
+    "anthropic_sdk_spans",
     "base_url_providers",
     "budgets",
     "prices",

@@ -46,6 +46,7 @@ class Options:
     prices: Mapping[str, Mapping[str, Any]]
     metric_attribution_keys: frozenset[str]
     inject_stream_usage: bool
+    anthropic_sdk_spans: bool
     base_url_providers: Mapping[str, str]
     baggage_attribution: frozenset[str]
     budgets: tuple[Budget, ...]
@@ -76,6 +77,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     prices = {**from_file.get("prices", {}), **_mapping("prices", given.get("prices", {}), "instrument()")}
     metric_keys, where = pick("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)
     inject, inject_where = pick("inject_stream_usage", True)
+    sdk_spans, sdk_spans_where = pick("anthropic_sdk_spans", False)
     base_urls, base_where = pick("base_url_providers", {})
     baggage, baggage_where = pick("baggage_attribution", False)
     budgets, budgets_where = pick("budgets", ())
@@ -95,6 +97,10 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         raise BudgetConfigError(f"{groups_where}: max_metric_groups={max_groups!r}: expected an integer >= 0")
     if not isinstance(inject, bool):
         raise BudgetConfigError(f"{inject_where}: inject_stream_usage={inject!r}: expected true or false")
+    if not isinstance(sdk_spans, bool):
+        raise BudgetConfigError(
+            f"{sdk_spans_where}: anthropic_sdk_spans={sdk_spans!r}: expected true or false"
+        )
     for name, callback in (
         ("on_threshold", on_threshold),
         ("on_forecast", on_forecast),
@@ -108,6 +114,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         prices=prices,
         metric_attribution_keys=_names("metric_attribution_keys", metric_keys, where),
         inject_stream_usage=inject,
+        anthropic_sdk_spans=sdk_spans,
         base_url_providers=_base_urls(base_urls, base_where),
         baggage_attribution=_baggage(baggage, baggage_where),
         budgets=_budgets(budgets, budgets_where),

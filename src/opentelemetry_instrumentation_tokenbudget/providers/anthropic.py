@@ -16,6 +16,7 @@ from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheSt
 from ..config import Settings
 from ..usage import TokenUsage
 from ._common import endpoint_of, estimate_tokens, int_or_none
+from .anthropic_tracing import keep_sdk_spans_out_of_our_calls
 from .targets import StreamManagerTarget, Target
 
 _ANTHROPIC = GenAiProviderNameValues.ANTHROPIC.value
@@ -67,6 +68,8 @@ class MessagesAdapter(NoPreparation, ResultIsTheStream):
 
     def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         client = instance._client
+        if not self._settings.anthropic_sdk_spans:
+            keep_sdk_spans_out_of_our_calls(client)
         endpoint = endpoint_of(client, client._base_url, _ANTHROPIC, self._settings.base_url_providers)
         messages, system = kwargs.get("messages"), kwargs.get("system")
         return RequestInfo(
