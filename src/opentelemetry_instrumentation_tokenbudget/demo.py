@@ -64,6 +64,13 @@ def _openai_calls(openai_client: Any, local_client: Any) -> list[tuple[str, Call
             model="llama3.1:8b", messages=[{"role": "user", "content": QUESTION}]
         )
 
+    def gateway() -> Any:
+        # A base URL that names no provider (a LiteLLM proxy, Helicone, a company gateway): priced by
+        # the model's name across the price data, and marked tokenbudget.price.inferred.
+        return local_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}]
+        )
+
     return [
         ("openai chat", chat),
         ("openai chat, streamed", chat_stream),
@@ -71,6 +78,7 @@ def _openai_calls(openai_client: Any, local_client: Any) -> list[tuple[str, Call
         ("openai chat, prompt cache (x2)", cached),
         ("openai embeddings", embeddings),
         ("local model (OpenAI SDK, local base_url)", local_model),
+        ("gateway (a host no price data names)", gateway),
     ]
 
 
@@ -145,6 +153,8 @@ def _print_spans(spans: Sequence[ReadableSpan]) -> None:
         who = ",".join(
             f"{label}={attributes[key]!s}" for key, label in _ATTRIBUTION_LABELS.items() if key in attributes
         )
+        if attributes.get("tokenbudget.price.inferred"):
+            who = f"price inferred (gateway {attributes.get('server.address')}) {who}"
         print(
             f"{span.name[:34]:34} {attributes.get('gen_ai.provider.name', '')!s:18}"
             f" {attributes.get('gen_ai.usage.input_tokens', '-')!s:>6}"
@@ -219,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             meter_provider=meter_provider,
             budgets=[agent_budget],
             # The fake stands in for api.openai.com; a real deployment needs no such line.
-            base_url_providers={server.base_url_openai: "openai"},
+            base_url_providers={server.base_url_openai: "openai", server.base_url_anthropic: "anthropic"},
         )
         try:
             openai_client = openai.OpenAI(api_key="demo", base_url=server.base_url_openai)
