@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import Budget, BudgetExceededError, TokenBudgetInstrumentor, cost_attributes
+from . import Budget, BudgetExceededError, TokenBudgetInstrumentor, cost_attributes, demo_signals
 from .instrumentor import INSTRUMENTATION_SCOPE
 from .testing.fake_server import FakeProviderServer
 
@@ -251,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _runaway_loop(openai_client, agent_budget)
         finally:
             instrumentor.uninstrument()
+        demo_signals.run(server)
 
     spans = _our_spans(exporter.get_finished_spans())
     _print_spend(spans, "gen_ai.request.model", "model")
