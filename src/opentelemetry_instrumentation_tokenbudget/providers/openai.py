@@ -55,6 +55,13 @@ def _provider_cost(usage: Any) -> Decimal | None:
 _NOT_AN_AMOUNT = Decimal("NaN")
 
 
+def _service_tier(result: Any) -> str | None:
+    """The tier OpenAI says it served the call in (``flex``, ``priority``, ``default``): prices
+    depend on it. What the response says, not what was asked (``auto`` becomes the tier used)."""
+    tier = getattr(result, "service_tier", None)
+    return tier if isinstance(tier, str) else None
+
+
 def _completion_usage(usage: Any) -> TokenUsage:
     """`prompt_tokens` already includes `cached_tokens`, and `completion_tokens` the reasoning ones."""
     prompt_details = getattr(usage, "prompt_tokens_details", None)
@@ -142,6 +149,7 @@ class ChatCompletionsAdapter(_OpenAIRequests):
             response_id=result.id,
             finish_reasons=_finish_reasons(result.choices),
             provider_cost=_provider_cost(usage) if usage is not None else None,
+            service_tier=_service_tier(result),
         )
 
     @staticmethod
@@ -168,6 +176,7 @@ class CompletionChunks:
         "_id",
         "_model",
         "_provider_cost",
+        "_service_tier",
         "_usage",
         "output_characters",
     )
@@ -180,6 +189,7 @@ class CompletionChunks:
         self._finish_reasons: list[str] = []
         self._usage: TokenUsage | None = None
         self._provider_cost: Decimal | None = None
+        self._service_tier: str | None = None
 
     def on_item(self, chunk: Any) -> bool:
         if self._model is None:
@@ -199,6 +209,7 @@ class CompletionChunks:
             return False
         self._usage = _completion_usage(usage)
         self._provider_cost = _provider_cost(usage)
+        self._service_tier = _service_tier(chunk)
         return self._hide_usage and not choices
 
     def summary(self) -> ResponseSummary:
@@ -208,6 +219,7 @@ class CompletionChunks:
             response_id=self._id,
             finish_reasons=tuple(self._finish_reasons),
             provider_cost=self._provider_cost,
+            service_tier=self._service_tier,
         )
 
     @property
@@ -235,6 +247,7 @@ def _response_summary(response: Any) -> ResponseSummary:
         response_id=response.id,
         finish_reasons=(status,) if isinstance(status, str) else (),
         provider_cost=_provider_cost(usage) if usage is not None else None,
+        service_tier=_service_tier(response),
     )
 
 
