@@ -2,7 +2,7 @@
 provider, model, usage, timestamp and service tier: the totals must be equal, to the last digit.
 
 The usage shapes cover cache reads and writes (five-minute and one-hour), the edges of long-context
-tiers, reasoning-heavy outputs, and the time of day (DeepSeek's off-peak hours) and service tiers
+tiers, reasoning-heavy outputs, audio and image tokens, web searches, and the time of day (DeepSeek's off-peak hours) and service tiers
 (OpenAI's flex and priority) that select prices.
 """
 
@@ -46,6 +46,17 @@ SHAPES = [
     ),
     # Reasoning-heavy: most of the output is reasoning.
     TokenUsage(input_tokens=500, output_tokens=8000, reasoning_tokens=7000),
+    # Audio in and out, part of it cached; images; web searches.
+    TokenUsage(
+        input_tokens=1000,
+        output_tokens=200,
+        cache_read_tokens=300,
+        input_audio_tokens=600,
+        cache_audio_read_tokens=100,
+        output_audio_tokens=50,
+    ),
+    TokenUsage(input_tokens=2000, output_tokens=100, input_image_tokens=1500),
+    TokenUsage(input_tokens=1000, output_tokens=200, web_searches=3),
 ]
 
 # Noon UTC, and 17:00 UTC (inside DeepSeek's off-peak hours, 16:30 to 00:30 UTC).
@@ -61,6 +72,11 @@ def genai_usage(usage: TokenUsage) -> genai_prices.Usage:
         cache_write_tokens=usage.cache_write_tokens,
         cache_write_1h_tokens=usage.cache_write_1h_tokens,
         output_reasoning_tokens=usage.reasoning_tokens,
+        input_audio_tokens=usage.input_audio_tokens,
+        cache_audio_read_tokens=usage.cache_audio_read_tokens,
+        output_audio_tokens=usage.output_audio_tokens,
+        input_image_tokens=usage.input_image_tokens,
+        web_searches=usage.web_searches,
     )
 
 
@@ -105,6 +121,6 @@ def test_every_model_priced_as_genai_prices_prices_it() -> None:
 
     # The first few, if any, are enough to see what went wrong.
     assert mismatches[:5] == []
-    # With genai-prices 0.2.3: 34,716 comparisons; 902 combinations genai-prices itself cannot price
-    # (a model with no token prices, a usage its prices cannot decompose), where we are unpriced too.
-    assert outcome["compared"] > 30_000
+    # With genai-prices 0.2.3: 44,184 comparisons; 1,148 combinations genai-prices itself cannot
+    # price (a model with no token prices, a usage its prices cannot decompose), unpriced by us too.
+    assert outcome["compared"] > 40_000

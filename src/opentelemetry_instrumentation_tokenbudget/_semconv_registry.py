@@ -108,6 +108,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.usage.web_searches": {
+            "type": "int",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.price.source": {
             "type": "enum",
             "members": (
@@ -802,6 +807,10 @@ REGISTRY: Final[Registry] = {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },
+                "tokenbudget.usage.web_searches": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
                 "tokenbudget.project": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
@@ -890,6 +899,10 @@ REGISTRY: Final[Registry] = {
                     "required_when": None,
                 },
                 "tokenbudget.cost.unpriced": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.usage.web_searches": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },

@@ -56,6 +56,7 @@ from .semconv import (
     TOKENBUDGET_PRICE_INFERRED,
     TOKENBUDGET_PRICE_SOURCE,
     TOKENBUDGET_PRICE_VERSION,
+    TOKENBUDGET_USAGE_WEB_SEARCHES,
     GenAiUsageCostSourceValues,
 )
 from .unpriced import UnpricedWarnings
@@ -68,6 +69,15 @@ _logger = logging.getLogger(__name__)
 # instrumentations may already carry the new name, which `UPSTREAM_CACHE_WRITE_INPUT_TOKENS` reads.
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
 UPSTREAM_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+
+# The modality breakdown of open-telemetry/semantic-conventions-genai#440 (merged in the GenAI
+# repository, not yet in a released opentelemetry-semantic-conventions).
+GEN_AI_USAGE_AUDIO_INPUT_TOKENS: Final = "gen_ai.usage.audio.input_tokens"
+GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS: Final = "gen_ai.usage.audio.output_tokens"
+GEN_AI_USAGE_AUDIO_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.audio.cache_read.input_tokens"
+GEN_AI_USAGE_IMAGE_INPUT_TOKENS: Final = "gen_ai.usage.image.input_tokens"
+GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.image.output_tokens"
+GEN_AI_USAGE_VIDEO_INPUT_TOKENS: Final = "gen_ai.usage.video.input_tokens"
 
 CURRENCY: Final = "USD"
 
@@ -165,6 +175,28 @@ def _add_usage_attributes(attributes: dict[str, AttributeValue], usage: TokenUsa
         attributes[GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
     if usage.reasoning_tokens:
         attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    # Most calls are text only; the modality breakdown and tool fees are checked only when present.
+    if (
+        usage.input_audio_tokens
+        or usage.output_audio_tokens
+        or usage.web_searches
+        or (usage.input_image_tokens or usage.output_image_tokens or usage.input_video_tokens)
+    ):
+        _add_modality_attributes(attributes, usage)
+
+
+def _add_modality_attributes(attributes: dict[str, AttributeValue], usage: TokenUsage) -> None:
+    for name, count in (
+        (GEN_AI_USAGE_AUDIO_INPUT_TOKENS, usage.input_audio_tokens),
+        (GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS, usage.output_audio_tokens),
+        (GEN_AI_USAGE_AUDIO_CACHE_READ_INPUT_TOKENS, usage.cache_audio_read_tokens),
+        (GEN_AI_USAGE_IMAGE_INPUT_TOKENS, usage.input_image_tokens),
+        (GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS, usage.output_image_tokens),
+        (GEN_AI_USAGE_VIDEO_INPUT_TOKENS, usage.input_video_tokens),
+        (TOKENBUDGET_USAGE_WEB_SEARCHES, usage.web_searches),
+    ):
+        if count:
+            attributes[name] = count
 
 
 def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost, total: float) -> None:

@@ -61,6 +61,13 @@ TOKENBUDGET_COST_UNPRICED: Final = "tokenbudget.cost.unpriced"
 called, so it has no cost.
 """
 
+# Attributes `tokenbudget.usage.*`
+
+TOKENBUDGET_USAGE_WEB_SEARCHES: Final = "tokenbudget.usage.web_searches"
+"""The number of web searches that a provider-side tool ran for the call (OpenAI's `web_search_call`
+output items, Anthropic's `usage.server_tool_use.web_search_requests`).
+"""
+
 # Attributes `tokenbudget.price.*`
 
 TOKENBUDGET_PRICE_SOURCE: Final = "tokenbudget.price.source"

@@ -30,6 +30,17 @@ class TokenUsage:
     """The part of `cache_write_tokens` written for an hour (Anthropic's ``ttl: "1h"``), billed at
     its own, higher rate."""
     reasoning_tokens: int = 0
+    # Per modality, each INCLUDED in the totals above (as the conventions count them); the field
+    # names are genai-prices' usage keys, which prices them at the modality's own rate.
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    cache_audio_read_tokens: int = 0
+    """The part of `cache_read_tokens` (and of `input_audio_tokens`) that was audio."""
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    input_video_tokens: int = 0
+    web_searches: int = 0
+    """Web searches a server-side tool ran for the call, each billed as a fee, not in tokens."""
 
     @property
     def uncached_input_tokens(self) -> int:

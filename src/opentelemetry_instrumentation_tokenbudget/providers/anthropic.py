@@ -48,7 +48,14 @@ def message_usage(usage: Any) -> TokenUsage:
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=_one_hour_writes(usage),
         reasoning_tokens=(getattr(details, "thinking_tokens", 0) or 0) if details else 0,
+        web_searches=_web_searches(usage),
     )
+
+
+def _web_searches(usage: Any) -> int:
+    # Billed per search, on top of the tokens, when the server-side web search tool ran.
+    server_tools = getattr(usage, "server_tool_use", None)
+    return (getattr(server_tools, "web_search_requests", 0) or 0) if server_tools is not None else 0
 
 
 def message_summary(message: Any) -> ResponseSummary:
@@ -157,6 +164,8 @@ class MessageEvents:
         details = getattr(usage, "output_tokens_details", None)
         if details is not None:
             self._usage["thinking_tokens"] = getattr(details, "thinking_tokens", 0) or 0
+        if getattr(usage, "server_tool_use", None) is not None:
+            self._usage["web_searches"] = _web_searches(usage)
 
     def summary(self) -> ResponseSummary:
         usage = None
@@ -171,6 +180,7 @@ class MessageEvents:
                 cache_write_tokens=cache_write,
                 cache_write_1h_tokens=read("cache_write_1h_tokens", 0),
                 reasoning_tokens=read("thinking_tokens", 0),
+                web_searches=read("web_searches", 0),
             )
         return ResponseSummary(
             usage=usage,

@@ -73,6 +73,11 @@ def _completion_usage(usage: Any) -> TokenUsage:
         reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0)
         if completion_details
         else 0,
+        # Audio models (gpt-4o-audio-preview) report their audio tokens inside the totals.
+        input_audio_tokens=(getattr(prompt_details, "audio_tokens", 0) or 0) if prompt_details else 0,
+        output_audio_tokens=(getattr(completion_details, "audio_tokens", 0) or 0)
+        if completion_details
+        else 0,
     )
 
 
@@ -238,11 +243,23 @@ def _responses_usage(usage: Any) -> TokenUsage:
     )
 
 
+def _web_searches(response: Any) -> int:
+    """Web searches the hosted tool ran: one `web_search_call` item each in the output."""
+    return sum(
+        1
+        for item in getattr(response, "output", None) or ()
+        if getattr(item, "type", None) == "web_search_call"
+    )
+
+
 def _response_summary(response: Any) -> ResponseSummary:
     usage = response.usage
     status = getattr(response, "status", None)
+    token_usage = _responses_usage(usage) if usage is not None else None
+    if token_usage is not None:
+        token_usage.web_searches = _web_searches(response)
     return ResponseSummary(
-        usage=_responses_usage(usage) if usage is not None else None,
+        usage=token_usage,
         response_model=response.model,
         response_id=response.id,
         finish_reasons=(status,) if isinstance(status, str) else (),
