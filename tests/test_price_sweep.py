@@ -2,8 +2,8 @@
 provider, model, usage, timestamp and service tier: the totals must be equal, to the last digit.
 
 The usage shapes cover cache reads and writes (five-minute and one-hour), the edges of long-context
-tiers, reasoning-heavy outputs, audio and image tokens, web searches, and the time of day (DeepSeek's off-peak hours) and service tiers
-(OpenAI's flex and priority) that select prices.
+tiers, reasoning-heavy outputs, audio and image tokens, web searches, and the time of day
+(DeepSeek's off-peak hours) and service tiers (OpenAI's flex and priority) that select prices.
 """
 
 from __future__ import annotations
