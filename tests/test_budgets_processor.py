@@ -135,6 +135,36 @@ def test_one_genai_span_per_anthropic_call_by_default(
     assert ledger(store, budget, clock.now) == Balance(spent=3 * 110_400_000, reserved=0)
 
 
+def test_costs_and_cache_counts_that_other_instrumentations_report(
+    *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock, other: Tracer
+) -> None:
+    budget = Budget("all", 1)
+    instrument(budgets=[budget], store=store, clock=clock)
+
+    # LiteLLM's own price of the call (its spans do not count cache reads apart), then OpenLIT's.
+    with other.start_as_current_span(
+        "litellm_request", attributes={**_inference(), "gen_ai.cost.total_cost": 0.0001}
+    ):
+        pass
+    with other.start_as_current_span(
+        "chat gpt-4o-mini", attributes={**_inference(), "gen_ai.usage.cost": 0.0003}
+    ):
+        pass
+    # A cost that is no amount of money: priced from the tokens instead, 450 microdollars.
+    with other.start_as_current_span(
+        "chat gpt-4o-mini", attributes={**_inference(), "gen_ai.cost.total_cost": -1.0}
+    ):
+        pass
+    # Cache reads under the older underscore name: 200 x 0.15 + 800 x 0.075 + 500 x 0.6 = 390.
+    with other.start_as_current_span(
+        "chat gpt-4o-mini", attributes={**_inference(), "gen_ai.usage.cache_read_input_tokens": 800}
+    ):
+        pass
+    assert telemetry.tracer_provider.force_flush()
+
+    assert ledger(store, budget, clock.now) == Balance(spent=(100 + 300 + 450 + 390) * 10**6, reserved=0)
+
+
 def test_a_span_around_our_call_is_that_call(
     *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock, other: Tracer
 ) -> None:

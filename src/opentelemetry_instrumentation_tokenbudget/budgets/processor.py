@@ -69,6 +69,13 @@ INFERENCE_OPERATIONS: Final = frozenset(
     )
 )
 _UNPRICED_FOREIGN_SPAN: Final = "budgets cannot count the spans of other instrumentations that call it"
+# Costs in USD that other instrumentations put on their spans: LiteLLM's (its own price of the call,
+# cache reads included, which its spans do not count apart), OpenLIT's.
+_FOREIGN_COST_KEYS: Final = ("gen_ai.cost.total_cost", "gen_ai.usage.cost")
+_UNBOUNDED: Final = float("inf")
+# The cache token counts as OpenLLMetry and others spell them, before the conventions' dotted names.
+_LEGACY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+_LEGACY_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 MAX_TRACKED_SPANS: Final = 10_000
 MAX_PENDING_SPANS: Final = 10_000
 # The worker pauses after this many spans in a row: about 0.3 ms of settling, then sleep(0), which on
@@ -285,13 +292,20 @@ class BudgetSpanProcessor(SpanProcessor):
                 return Decimal(str(amount))
             except InvalidOperation:
                 return None
+        foreign = _foreign_cost(attributes)
+        if foreign is not None:
+            return foreign
         price = self._prices.lookup(provider, model) if provider and model else None
         if price is None:
             self._unpriced.warn(provider, model, _UNPRICED_FOREIGN_SPAN)
             return None
-        cache_read = _count(attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-        cache_write = _count(attributes.get(UPSTREAM_CACHE_WRITE_INPUT_TOKENS)) or _count(
-            attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+        cache_read = _count(attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or _count(
+            attributes.get(_LEGACY_CACHE_READ_INPUT_TOKENS)
+        )
+        cache_write = (
+            _count(attributes.get(UPSTREAM_CACHE_WRITE_INPUT_TOKENS))
+            or _count(attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+            or _count(attributes.get(_LEGACY_CACHE_CREATION_INPUT_TOKENS))
         )
         # The conventions count cached tokens inside input_tokens; a span without input_tokens (the
         # Anthropic SDK's own) is at least its cached tokens.
@@ -303,6 +317,16 @@ class BudgetSpanProcessor(SpanProcessor):
             cache_write_tokens=cache_write,
         )
         return price_usage(price, usage).total
+
+
+def _foreign_cost(attributes: Mapping[str, AttributeValue]) -> Decimal | None:
+    """A cost in USD that another instrumentation put on its span under its own name; one that is no
+    amount of money (negative, NaN) is ignored, and the span priced from its tokens."""
+    for key in _FOREIGN_COST_KEYS:
+        value = attributes.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < _UNBOUNDED:
+            return Decimal(repr(value))
+    return None
 
 
 def _text(value: object) -> str:
