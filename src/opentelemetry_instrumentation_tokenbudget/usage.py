@@ -19,7 +19,8 @@ def tokens_for_characters(characters: int) -> int:
 
 
 # Not frozen, though nothing changes them once built: a frozen dataclass's __init__ sets each field
-# through object.__setattr__ and costs four times as much, and each call builds these.
+# through object.__setattr__, which is slow, and each call builds these. The same reason holds for the
+# other per-call records (`Cost`, `LedgerKey`, `WindowSpan`, `Charge`, `BudgetAdmission`, `_Finished`).
 @dataclass(slots=True)
 class TokenUsage:
     input_tokens: int = 0

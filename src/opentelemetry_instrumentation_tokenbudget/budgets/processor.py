@@ -78,12 +78,12 @@ _LEGACY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 _LEGACY_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 MAX_TRACKED_SPANS: Final = 10_000
 MAX_PENDING_SPANS: Final = 10_000
-# The worker pauses after this many spans in a row: about 0.3 ms of settling, then sleep(0), which on
-# Linux lasts some 60 us of timer slack. Settling a backlog alone still runs at about 31,000 spans/s.
+# The worker pauses (sleep(0)) after this many spans in a row: short enough that the threads ending
+# spans get the GIL back soon, long enough that a backlog still drains fast (benchmarks/README.md).
 _SPANS_BETWEEN_PAUSES: Final = 16
 
 
-# Not frozen: the caller's thread builds one per span, and a frozen dataclass's __init__ costs 4x.
+# Not frozen: the caller's thread builds one per span (see `usage.TokenUsage`).
 @dataclass(slots=True)
 class _Finished:
     attributes: Mapping[str, AttributeValue]
@@ -260,7 +260,8 @@ class BudgetSpanProcessor(SpanProcessor):
             if settled_since_pause == _SPANS_BETWEEN_PAUSES:
                 # Settling is background work. Without a pause, while spans end in a burst, this
                 # thread takes about half of the GIL from the threads that end them for as long as
-                # its backlog lasts (their cost per span 2.6 -> 9.8 us); sleep(0) lets them have it.
+                # its backlog lasts, which makes their span endings several times slower; sleep(0)
+                # lets them have it.
                 settled_since_pause = 0
                 time.sleep(0)
 

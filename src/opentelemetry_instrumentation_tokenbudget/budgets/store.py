@@ -28,9 +28,8 @@ def picodollars_to_usd(amount: int) -> Decimal:
     return Decimal(amount) / PICODOLLARS_PER_USD
 
 
-# These records are built on every call and every settlement, and never changed once built. They are
-# not frozen for all that: a frozen dataclass's __init__ sets each field through object.__setattr__
-# and costs four times as much. The same holds for `WindowSpan`, `Charge` and `BudgetAdmission`.
+# Built on every call and every settlement, never changed once built, and not frozen for all that
+# (see `usage.TokenUsage`).
 @dataclass(slots=True)
 class LedgerKey:
     """One budget's ledger entry for one group in one window.

@@ -130,7 +130,7 @@ def _is_local_host(host: str) -> bool:
 
 
 def _provider_from_price_data(base_url: str) -> str | None:
-    # Imported here: genai-prices takes ~0.2 s to import, which applications should not pay at start-up.
+    # Imported here: genai-prices is slow to import, which applications should not pay at start-up.
     from genai_prices import data_snapshot
 
     try:

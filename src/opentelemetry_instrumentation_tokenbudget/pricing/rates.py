@@ -1,8 +1,8 @@
 """A model's prices, compiled once, applied to one call's usage in microseconds.
 
 genai-prices' own `ModelPrice.calc_price` re-derives its unit registry, validates and decomposes the
-usage on every call (about 0.5 ms). `Rates` does that work once per price and keeps, per call, only
-what depends on the usage, in the same order and with the same `Decimal` operations, so that the
+usage on every call, too slow for the hot path. `Rates` does that work once per price and keeps, per
+call, only what depends on the usage, in the same order and with the same `Decimal` operations, so that the
 totals are equal, not close: each priced unit is charged for its "leaf" count (its usage count less
 the leaf counts of the priced units below it, so that e.g. cached audio tokens priced on their own
 are not charged again as input tokens); a tiered price takes the rate of the highest tier whose
@@ -43,7 +43,7 @@ def unit_registry() -> UnitRegistry:
     return UnitRegistry(unit_data)
 
 
-# Not frozen: one is built per call, and a frozen dataclass's __init__ costs four times as much.
+# Not frozen: one is built per call (see `usage.TokenUsage`).
 @dataclass(slots=True)
 class Cost:
     """The cost of one call in USD, exact, with its breakdown. `total` also holds per-request and
