@@ -247,6 +247,35 @@ def test_a_provider_cost_that_is_no_amount_is_ignored_and_the_computed_cost_used
     assert any("not an amount of money" in record.getMessage() for record in caplog.records)
 
 
+def test_openrouter_byok_counts_the_fee_and_the_upstream_charge(
+    instrumented: Any, telemetry: Telemetry
+) -> None:
+    body = chat_body("openai/gpt-4o-mini", cost=0.0000135)
+    body["usage"]["is_byok"] = True
+    body["usage"]["cost_details"] = {"upstream_inference_cost": 0.00027}
+    ask_openai("https://openrouter.ai/api/v1", "openai/gpt-4o-mini", body)
+
+    attributes = telemetry.only_span().attributes
+    # OpenRouter's fee, 13.5 microdollars, plus what OpenAI bills to your own key, 270.
+    assert attributes["gen_ai.usage.cost.amount"] == 0.0002835
+    assert attributes["tokenbudget.cost.upstream"] == 0.00027
+    assert attributes["gen_ai.usage.cost.source"] == "provider"
+
+
+def test_openrouter_cache_writes_are_priced_as_cache_writes(instrumented: Any, telemetry: Telemetry) -> None:
+    # Without usage accounting OpenRouter sends no cost: priced from the tokens, 3000 of the 4000
+    # input tokens written to Anthropic's cache: 1000 x 1 + 3000 x 1.25 + 200 x 5 = 5,750 microdollars.
+    body = chat_body("anthropic/claude-haiku-4.5")
+    body["usage"].update(
+        prompt_tokens=4000, prompt_tokens_details={"cached_tokens": 0, "cache_write_tokens": 3000}
+    )
+    ask_openai("https://openrouter.ai/api/v1", "anthropic/claude-haiku-4.5", body)
+
+    attributes = telemetry.only_span().attributes
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 3000
+    assert attributes["gen_ai.usage.cost.amount"] == 0.00575
+
+
 # ---- budgets behind a gateway -----------------------------------------------------------------------
 
 

@@ -103,6 +103,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.cost.upstream": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.cost.unpriced": {
             "type": "boolean",
             "members": (),
@@ -803,6 +808,10 @@ REGISTRY: Final[Registry] = {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },
+                "tokenbudget.cost.upstream": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
                 "tokenbudget.cost.unpriced": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
@@ -896,6 +905,10 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.price.inferred": {
                     "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.cost.upstream": {
+                    "requirement_level": "recommended",
                     "required_when": None,
                 },
                 "tokenbudget.cost.unpriced": {

@@ -83,6 +83,8 @@ class ResponseSummary:
     counts_missing: bool = False
     """The response carries no token counts at all (Gemini API embeddings): the core estimates the
     input from the request and marks the cost estimated, rather than leaving the call unpriced."""
+    upstream_cost: Decimal | None = None
+    """Of `provider_cost`, the part that the upstream provider bills (OpenRouter BYOK)."""
     service_tier: str | None = None
     """The tier the provider says it served the call in (OpenAI's ``flex``, ``priority``): prices
     depend on it."""

@@ -53,6 +53,7 @@ from .semconv import (
     TOKENBUDGET_COST_INPUT,
     TOKENBUDGET_COST_OUTPUT,
     TOKENBUDGET_COST_UNPRICED,
+    TOKENBUDGET_COST_UPSTREAM,
     TOKENBUDGET_PRICE_INFERRED,
     TOKENBUDGET_PRICE_SOURCE,
     TOKENBUDGET_PRICE_VERSION,
@@ -334,6 +335,9 @@ class LLMCall:
                 span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
                 span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
                 span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
+                upstream = summary.upstream_cost
+                if upstream is not None and upstream.is_finite() and upstream >= 0:
+                    span_attributes[TOKENBUDGET_COST_UPSTREAM] = float(upstream)
                 runtime.instruments.cost.record(
                     amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES}
                 )

@@ -56,6 +56,11 @@ TOKENBUDGET_COST_ESTIMATED: Final = "tokenbudget.cost.estimated"
 billed amount.
 """
 
+TOKENBUDGET_COST_UPSTREAM: Final = "tokenbudget.cost.upstream"
+"""The part of a provider-reported `gen_ai.usage.cost.amount` that the upstream provider bills
+directly, when a gateway passes the call to the user's own provider account.
+"""
+
 TOKENBUDGET_COST_UNPRICED: Final = "tokenbudget.cost.unpriced"
 """Indicates that the call reported token usage but no price is known for its model where it was
 called, so it has no cost.

@@ -39,14 +39,31 @@ def _is_stream(result: Any) -> bool:
 
 def _provider_cost(usage: Any) -> Decimal | None:
     """The cost a gateway such as OpenRouter put into the usage block. One that is not a number comes
-    back as NaN, so that the core ignores and counts it rather than taking it for no cost at all."""
+    back as NaN, so that the core ignores and counts it rather than taking it for no cost at all.
+
+    With OpenRouter's BYOK (your own provider key), `cost` is only OpenRouter's fee; the provider
+    bills `cost_details.upstream_inference_cost` to your key. Both are money the call costs you: the
+    call's cost is their sum (`_upstream_cost` keeps the provider's part apart)."""
     extra = getattr(usage, "model_extra", None) or {}
-    cost = extra.get("cost")
-    if cost is None:
+    cost = _amount(extra.get("cost"))
+    upstream = _upstream_cost(usage) if extra.get("is_byok") is True else None
+    if cost is None or upstream is None:
+        return cost
+    return cost + upstream
+
+
+def _upstream_cost(usage: Any) -> Decimal | None:
+    extra = getattr(usage, "model_extra", None) or {}
+    details = extra.get("cost_details")
+    return _amount(details.get("upstream_inference_cost")) if isinstance(details, Mapping) else None
+
+
+def _amount(value: object) -> Decimal | None:
+    if value is None:
         return None
-    if isinstance(cost, (int, float, str)) and not isinstance(cost, bool):
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return Decimal(str(cost))
+            return Decimal(str(value))
         except ArithmeticError:
             pass
     return _NOT_AN_AMOUNT
@@ -70,6 +87,8 @@ def _completion_usage(usage: Any) -> TokenUsage:
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=getattr(usage, "completion_tokens", 0) or 0,
         cache_read_tokens=(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
+        # OpenRouter reports the tokens written to a provider's cache (Anthropic's, Gemini's) here.
+        cache_write_tokens=(getattr(prompt_details, "cache_write_tokens", 0) or 0) if prompt_details else 0,
         reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0)
         if completion_details
         else 0,
@@ -154,6 +173,7 @@ class ChatCompletionsAdapter(_OpenAIRequests):
             response_id=result.id,
             finish_reasons=_finish_reasons(result.choices),
             provider_cost=_provider_cost(usage) if usage is not None else None,
+            upstream_cost=_upstream_cost(usage) if usage is not None else None,
             service_tier=_service_tier(result),
         )
 
@@ -182,6 +202,7 @@ class CompletionChunks:
         "_model",
         "_provider_cost",
         "_service_tier",
+        "_upstream_cost",
         "_usage",
         "output_characters",
     )
@@ -195,6 +216,7 @@ class CompletionChunks:
         self._usage: TokenUsage | None = None
         self._provider_cost: Decimal | None = None
         self._service_tier: str | None = None
+        self._upstream_cost: Decimal | None = None
 
     def on_item(self, chunk: Any) -> bool:
         if self._model is None:
@@ -215,6 +237,7 @@ class CompletionChunks:
         self._usage = _completion_usage(usage)
         self._provider_cost = _provider_cost(usage)
         self._service_tier = _service_tier(chunk)
+        self._upstream_cost = _upstream_cost(usage)
         return self._hide_usage and not choices
 
     def summary(self) -> ResponseSummary:
@@ -224,6 +247,7 @@ class CompletionChunks:
             response_id=self._id,
             finish_reasons=tuple(self._finish_reasons),
             provider_cost=self._provider_cost,
+            upstream_cost=self._upstream_cost,
             service_tier=self._service_tier,
         )
 
@@ -264,6 +288,7 @@ def _response_summary(response: Any) -> ResponseSummary:
         response_id=response.id,
         finish_reasons=(status,) if isinstance(status, str) else (),
         provider_cost=_provider_cost(usage) if usage is not None else None,
+        upstream_cost=_upstream_cost(usage) if usage is not None else None,
         service_tier=_service_tier(response),
     )
 
