@@ -28,7 +28,7 @@ ENV = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
 BUDGET_KEYS = "name, limit_usd, window, timezone, match, group_by, action, thresholds"
 TOP_LEVEL_KEYS = (
     "store, on_store_error, max_metric_groups, metric_attribution_keys, baggage_attribution,"
-    " inject_stream_usage, anthropic_sdk_spans, base_url_providers, budgets, prices"
+    " inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers, budgets, prices"
 )
 
 

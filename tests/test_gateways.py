@@ -213,6 +213,22 @@ def test_unknown_model_at_a_gateway_warns_once_per_endpoint_and_model(
     assert counted == {"oai.helicone.ai": 3, "api.portkey.ai": 1}
 
 
+def test_a_base_url_named_a_local_server_is_free(instrument: Any, telemetry: Telemetry) -> None:
+    # A GPU box on the company network, serving a model under a name the price data knows.
+    instrument(local_servers=["http://gpu-box.corp.example.com:9000"])
+    ask_openai("http://gpu-box.corp.example.com:9000/v1", "gpt-4o-mini")
+
+    attributes = telemetry.only_span().attributes
+    assert attributes["gen_ai.provider.name"] == "openai_compatible"
+    assert attributes["tokenbudget.price.source"] == "local_model"
+    assert attributes["gen_ai.usage.cost.amount"] == 0.0
+
+
+def test_local_servers_must_be_a_list_of_base_urls(instrument: Any) -> None:
+    with pytest.raises(ValueError, match=r"local_servers='http://x': expected a list of base URLs"):
+        instrument(local_servers="http://x")
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 

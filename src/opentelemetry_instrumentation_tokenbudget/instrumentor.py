@@ -61,6 +61,8 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
     - ``metric_attribution_keys``: which `cost_attributes` go on metrics (default project, feature,
       tenant; user.id and session.id only on spans).
     - ``base_url_providers``: ``{"http://host:port/v1": "vllm"}`` names the provider behind a base URL.
+    - ``local_servers``: ``["http://gpu-box:9000"]``, base URLs of your own model servers: free unless
+      ``prices`` prices their models.
     - ``inject_stream_usage``: ask OpenAI-style streams for usage when the caller did not (default True).
     - ``anthropic_sdk_spans``: keep the Anthropic SDK's own span inside ours for the calls we record
       (default False: one GenAI span per call).

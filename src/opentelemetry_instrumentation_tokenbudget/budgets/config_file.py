@@ -54,6 +54,7 @@ TOP_LEVEL_KEYS: Final = (
     "inject_stream_usage",
     "anthropic_sdk_spans",
     "base_url_providers",
+    "local_servers",
     "budgets",
     "prices",
 )

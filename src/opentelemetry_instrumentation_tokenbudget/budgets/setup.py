@@ -21,6 +21,7 @@ from opentelemetry.metrics import Meter
 from ..attribution import KEYWORD_ATTRIBUTES
 from ..call import Runtime
 from ..config import DEFAULT_METRIC_ATTRIBUTION_KEYS
+from ..pricing.endpoints import local_server_name
 from .anomaly_signal import AnomalyCallback, AnomalySignal
 from .budget_metrics import DEFAULT_MAX_METRIC_GROUPS, BudgetGauges, GroupTracker, create_budget_counters
 from .config_file import CONFIG_ENV, budget_from_table, read_config_file
@@ -79,6 +80,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     inject, inject_where = pick("inject_stream_usage", True)
     sdk_spans, sdk_spans_where = pick("anthropic_sdk_spans", False)
     base_urls, base_where = pick("base_url_providers", {})
+    local_servers, local_where = pick("local_servers", ())
     baggage, baggage_where = pick("baggage_attribution", False)
     budgets, budgets_where = pick("budgets", ())
     store, store_where = pick("store", DEFAULT_STORE)
@@ -115,7 +117,10 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         metric_attribution_keys=_names("metric_attribution_keys", metric_keys, where),
         inject_stream_usage=inject,
         anthropic_sdk_spans=sdk_spans,
-        base_url_providers=_base_urls(base_urls, base_where),
+        base_url_providers={
+            **_local_servers(local_servers, local_where),
+            **_base_urls(base_urls, base_where),
+        },
         baggage_attribution=_baggage(baggage, baggage_where),
         budgets=_budgets(budgets, budgets_where),
         store=_store(store, store_where),
@@ -148,6 +153,18 @@ def _base_urls(value: object, where: str) -> Mapping[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise BudgetConfigError(f"{where}: base_url_providers={value!r}: expected base URL = provider name")
     return dict(mapping)
+
+
+def _local_servers(value: object, where: str) -> Mapping[str, str]:
+    """Base URL prefixes of the user's own model servers, named as `base_url_providers` would name
+    them: free unless the user priced their models."""
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise BudgetConfigError(f"{where}: local_servers={value!r}: expected a list of base URLs")
+    return {prefix: local_server_name(prefix) for prefix in value}
 
 
 def _baggage(value: object, where: str) -> frozenset[str]:

@@ -119,6 +119,16 @@ def route_for_provider(provider_name: str) -> PriceRoute:
     return PriceRoute(RouteKind.PROVIDER, price_provider_id(provider_name))
 
 
+def local_server_name(base_url: str) -> str:
+    """The provider name of a local model server the user named by its base URL: the server usual on
+    its port, else `openai_compatible`."""
+    try:
+        port = urlsplit(base_url).port
+    except ValueError:
+        port = None
+    return LOCAL_SERVER_PORTS.get(port or 0, OPENAI_COMPATIBLE)
+
+
 def _is_local_host(host: str) -> bool:
     if host in ("localhost", "host.docker.internal") or host.endswith((".local", ".localhost", ".internal")):
         return True
