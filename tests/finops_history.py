@@ -3,12 +3,16 @@ and injected spikes and level shifts whose times the tests know."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
+
+from opentelemetry_instrumentation_tokenbudget.testing.otlp_json import key_values
 
 HOUR = 3600
 SHIFT_HOURS = 36
@@ -117,3 +121,49 @@ def calls_from_history(history: History, features: Sequence[str] = ("search", "c
                 )
             )
     return calls
+
+
+def write_otlp(calls: Sequence[Call], path: Path, per_line: int = 500) -> None:
+    """The calls as the Collector's file exporter writes spans: OTLP JSON, `per_line` spans a line."""
+    with path.open("w", encoding="utf-8") as file:
+        for first in range(0, len(calls), per_line):
+            spans = []
+            for number, call in enumerate(calls[first : first + per_line], start=first):
+                attributes = {
+                    "gen_ai.operation.name": call.operation,
+                    "gen_ai.provider.name": call.provider,
+                    "gen_ai.request.model": call.request_model,
+                    "gen_ai.usage.input_tokens": call.input_tokens,
+                    "gen_ai.usage.output_tokens": call.output_tokens,
+                    **(
+                        {"gen_ai.usage.cost.amount": float(call.cost_usd)}
+                        if call.cost_usd is not None
+                        else {}
+                    ),
+                    **({"gen_ai.request.max_tokens": call.max_tokens} if call.max_tokens else {}),
+                    **dict(call.attributes),
+                }
+                nanos = str(int(call.start * 1e9))
+                spans.append(
+                    {
+                        "traceId": f"{number + 1:032x}",
+                        "spanId": f"{number + 1:016x}",
+                        "name": f"{call.operation} {call.request_model}",
+                        "kind": 3,
+                        "startTimeUnixNano": nanos,
+                        "endTimeUnixNano": nanos,
+                        "attributes": key_values(attributes),
+                    }
+                )
+            request = {
+                "resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}]}]
+            }
+            file.write(json.dumps(request) + "\n")
+
+
+if __name__ == "__main__":
+    # Writes the history behind the README's forecast plot:
+    #   python -m tests.finops_history history.jsonl
+    import sys
+
+    write_otlp(calls_from_history(make_history(43, base_per_hour=0.2)), Path(sys.argv[1]))

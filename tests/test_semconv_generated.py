@@ -151,6 +151,7 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_BUDGET_LIMIT": "tokenbudget.budget.limit",
     "TOKENBUDGET_BUDGET_ESTIMATE": "tokenbudget.budget.estimate",
     "TOKENBUDGET_BUDGET_FORECAST": "tokenbudget.budget.forecast",
+    "TOKENBUDGET_PROMPT_PREFIX_HASH": "tokenbudget.prompt.prefix_hash",
     "TOKENBUDGET_BUDGET_EXHAUSTED_AT": "tokenbudget.budget.exhausted_at",
     "TOKENBUDGET_ANOMALY_OBSERVED": "tokenbudget.anomaly.observed",
     "TOKENBUDGET_ANOMALY_EXPECTED": "tokenbudget.anomaly.expected",

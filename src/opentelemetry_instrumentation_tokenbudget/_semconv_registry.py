@@ -205,6 +205,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.prompt.prefix_hash": {
+            "type": "string",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.anomaly.observed": {
             "type": "double",
             "members": (),
@@ -838,6 +843,10 @@ REGISTRY: Final[Registry] = {
                 },
                 "session.id": {
                     "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.prompt.prefix_hash": {
+                    "requirement_level": "recommended",
                     "required_when": None,
                 },
             },

@@ -65,6 +65,9 @@ class RequestInfo:
     """How the endpoint is priced (`Endpoint.route`); None prices the call as `provider` names it."""
     estimate_input_tokens: Callable[[], int] = field(default=lambda: 0)
     """Called only when a budget needs an estimate, since counting the prompt costs time."""
+    prompt_prefix: Callable[[], str] | None = None
+    """The prompt's first characters in order (system first), for `prompt_prefix.prefix_hash`: calls
+    that repeat a long prefix can be seen without any text being kept. None for non-prompts."""
 
 
 @dataclass(slots=True)

@@ -42,6 +42,7 @@ from .config import Settings
 from .errors import BudgetExceededError
 from .metrics import CallInstruments, add_metric_attribution
 from .pricing import Cost, PriceBook
+from .prompt_prefix import prefix_hash
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
     GEN_AI_USAGE_COST_CURRENCY,
@@ -57,6 +58,7 @@ from .semconv import (
     TOKENBUDGET_PRICE_INFERRED,
     TOKENBUDGET_PRICE_SOURCE,
     TOKENBUDGET_PRICE_VERSION,
+    TOKENBUDGET_PROMPT_PREFIX_HASH,
     TOKENBUDGET_USAGE_WEB_SEARCHES,
     GenAiUsageCostSourceValues,
 )
@@ -163,8 +165,20 @@ def _span_attributes(
         attributes[SERVER_PORT] = request.server_port
     if request.cloud_region is not None:
         attributes[CLOUD_REGION] = request.cloud_region
+    if request.prompt_prefix is not None:
+        _add_prefix_hash(attributes, request.prompt_prefix)
     attributes.update(attribution)
     return attributes
+
+
+def _add_prefix_hash(attributes: dict[str, AttributeValue], prefix: Callable[[], str]) -> None:
+    try:
+        digest = prefix_hash(prefix())
+    except Exception:
+        _logger.debug("tokenbudget: could not hash a prompt prefix", exc_info=True)
+        return
+    if digest is not None:
+        attributes[TOKENBUDGET_PROMPT_PREFIX_HASH] = digest
 
 
 def _add_usage_attributes(attributes: dict[str, AttributeValue], usage: TokenUsage) -> None:

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,8 +27,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from . import Budget, BudgetExceededError, TokenBudgetInstrumentor, cost_attributes, demo_signals
 from .instrumentor import INSTRUMENTATION_SCOPE
 from .testing.fake_server import FakeProviderServer
+from .testing.otlp_json import OtlpJsonFileExporter
 
 _ATTRIBUTION_LABELS = {"tokenbudget.project": "project", "tokenbudget.feature": "feature", "user.id": "user"}
+SPANS_FILE = Path("tokenbudget-demo-spans.jsonl")
 QUESTION = "In two sentences, why do token budgets matter for LLM applications in production?"
 
 
@@ -212,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The calls are also kept as the Collector's file exporter would keep them, for `tokenbudget`.
+    SPANS_FILE.unlink(missing_ok=True)
+    spans_file = OtlpJsonFileExporter(SPANS_FILE)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans_file))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     agent_budget = Budget(
         "agent-per-user",
@@ -251,13 +258,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             _runaway_loop(openai_client, agent_budget)
         finally:
             instrumentor.uninstrument()
-        demo_signals.run(server)
+        demo_signals.run(server, spans_file=spans_file)
 
     spans = _our_spans(exporter.get_finished_spans())
     _print_spend(spans, "gen_ai.request.model", "model")
     _print_spend(spans, "tokenbudget.feature", "feature")
     _print_spend(spans, "user.id", "user")
+    _print_commands()
     return 0
+
+
+def _print_commands() -> None:
+    print(
+        f"\nthe calls are kept in {SPANS_FILE}"
+        " (OTLP JSON lines, as the Collector's file exporter writes them):"
+    )
+    for command in (
+        "advise",
+        "whatif --model gpt-4o=gpt-4o-mini --by feature",
+        "forecast --window day --by tenant",
+        "anomalies --since 1d",
+    ):
+        print(f"  .venv/bin/tokenbudget {command} --otlp {SPANS_FILE}")
 
 
 def _our_spans(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:

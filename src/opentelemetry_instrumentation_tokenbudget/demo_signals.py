@@ -27,19 +27,23 @@ class SimulatedClock:
         return self.now
 
 
-def run(server: Any, morning: datetime | None = None) -> None:
+def run(server: Any, morning: datetime | None = None, spans_file: Any = None) -> None:
     import openai
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     morning = morning or datetime.now(timezone.utc).replace(hour=6, minute=0, second=0, microsecond=0)
     clock = SimulatedClock(morning.timestamp())
     print(f"\na simulated morning for tenant t9, from {morning:%H:%M} UTC, a support call every 10 minutes")
+    tracer_provider = TracerProvider()
+    if spans_file is not None:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans_file))
     instrumentor = TokenBudgetInstrumentor()
     instrumentor.instrument(
         # Providers of its own, so that the spend tables above stay those of the real-time calls.
-        tracer_provider=TracerProvider(),
+        tracer_provider=tracer_provider,
         meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
         budgets=[
             Budget(

@@ -21,18 +21,23 @@ PREFIX_CHARACTERS: Final = 4096
 PREFIX_TOKENS: Final = PREFIX_CHARACTERS // CHARACTERS_PER_TOKEN
 SALT_ENV: Final = "OTEL_INSTRUMENTATION_TOKENBUDGET_PREFIX_SALT"
 
-_process_salt = secrets.token_bytes(16)
+_salt: bytes | None = None
 
 
 def salt() -> bytes:
-    given = os.environ.get(SALT_ENV)
-    return given.encode() if given else _process_salt
+    """The configured salt, else one drawn for this process (read once: the hash runs on every call)."""
+    global _salt  # noqa: PLW0603 -- one value per process, made on first use
+    if _salt is None:
+        given = os.environ.get(SALT_ENV)
+        _salt = given.encode() if given else secrets.token_bytes(16)
+    return _salt
 
 
 def prefix_hash(prompt_text: str, key: bytes | None = None) -> str | None:
     """16 hex digits identifying the prompt's first `PREFIX_CHARACTERS` characters; None when shorter."""
     if len(prompt_text) < PREFIX_CHARACTERS:
         return None
+    # A salted keyed hash: blake2b's key is its salt, the text never leaves this function.
     digest = hashlib.blake2b(
         prompt_text[:PREFIX_CHARACTERS].encode("utf-8", "surrogatepass"), digest_size=8, key=key or salt()
     )

@@ -155,6 +155,13 @@ TOKENBUDGET_BUDGET_FORECAST: Final = "tokenbudget.budget.forecast"
 TOKENBUDGET_BUDGET_EXHAUSTED_AT: Final = "tokenbudget.budget.exhausted_at"
 """When the projected spend reaches the budget's limit, as an ISO 8601 UTC timestamp."""
 
+# Attributes `tokenbudget.prompt.*`
+
+TOKENBUDGET_PROMPT_PREFIX_HASH: Final = "tokenbudget.prompt.prefix_hash"
+"""A salted hash of the prompt's first 4,096 characters (system prompt first), for prompts at least
+that long.
+"""
+
 # Attributes `tokenbudget.anomaly.*`
 
 TOKENBUDGET_ANOMALY_OBSERVED: Final = "tokenbudget.anomaly.observed"

@@ -338,16 +338,21 @@ def forecast(
         path = METHOD_FUNCTIONS[chosen](history, first, horizon, season)
     except NotEnoughHistory:
         chosen = BURN_RATE
-        try:
-            path = burn_rate(history, first, horizon, season)
-        except NotEnoughHistory:
-            path = [0.0] * horizon
+    if chosen == BURN_RATE:
+        # The window's spend over the time it has run, the bucket in progress included: the buckets
+        # seen whole would leave out the spend of this very moment.
+        ran = (now - max(span.start, series.start)) / series.step
+        path = [spent / ran if ran > 0 else 0.0] * horizon
     if path:
         path[0] *= 1 - done
     rest = sum(path)
     elapsed = (now - span.start) / max((span.end or now) - span.start, 1)
     low, high = _interval(
-        trial.samples.get(chosen, ()), elapsed, spent, rest, _spread(series.values[first:current], horizon)
+        trial.samples.get(chosen, ()),
+        elapsed,
+        spent,
+        rest,
+        _spread(series.values[first : current + 1], horizon),
     )
     segments: list[tuple[float, float, float]] = [
         (series.time_of(i), series.time_of(i + 1), series.values[i]) for i in range(first, current)

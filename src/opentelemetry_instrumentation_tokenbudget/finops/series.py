@@ -52,12 +52,15 @@ def aligned(instant: float, step: int) -> int:
 def bucket_spend(points: Iterable[Point[K]], step: int, start: float, end: float) -> dict[K, Series]:
     """One series per group over [start, end) (aligned down to `step`), zero where nothing was spent.
 
-    Points outside the range are left out. Costs are summed as Decimals and turned to floats once.
+    Points outside [start, end) are left out: the last bucket may be in part in the future.
+    Costs are summed as Decimals and turned to floats once.
     """
     first = aligned(start, step)
     count = max(0, math.ceil((end - first) / step))
     sums: dict[K, list[Decimal]] = {}
     for point in points:
+        if not start <= point.at < end:
+            continue
         index = math.floor((point.at - first) / step)
         if 0 <= index < count:
             row = sums.get(point.group)
@@ -65,6 +68,11 @@ def bucket_spend(points: Iterable[Point[K]], step: int, start: float, end: float
                 row = sums[point.group] = [Decimal(0)] * count
             row[index] += point.cost
     return {group: Series(first, step, tuple(float(value) for value in row)) for group, row in sums.items()}
+
+
+def zeros(step: int, start: float, end: float) -> Series:
+    first = aligned(start, step)
+    return Series(first, step, (0.0,) * max(0, math.ceil((end - first) / step)))
 
 
 def total(series: Iterable[Series], like: Series) -> Series:

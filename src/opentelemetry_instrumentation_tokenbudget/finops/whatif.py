@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Final
+from typing import Final, TypeVar
 
 from . import repricing
 from .records import CallRecord
@@ -114,11 +114,14 @@ class _Sums:
     high: Decimal | None = Decimal(0)
 
 
+R = TypeVar("R", bound=CallRecord)
+
+
 def reprice(
-    records: Iterable[CallRecord],
+    records: Iterable[R],
     source_model: str,
     target_model: str,
-    group_of: Callable[[CallRecord], Mapping[str, str]],
+    group_of: Callable[[R], Mapping[str, str]],
     target_provider: str | None = None,
 ) -> list[WhatIfRow]:
     """One row per group for the calls of `source_model`, most expensive first.

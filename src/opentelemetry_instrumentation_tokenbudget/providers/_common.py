@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..pricing.endpoints import Endpoint, classify
+from ..prompt_prefix import PREFIX_CHARACTERS
 from ..usage import tokens_for_characters
 
 # Per client: the URL object it had, the settings it was classified under, and the answer. Weak, so
@@ -47,6 +48,37 @@ def text_length(value: Any) -> int:
 
 
 _TEXT_KEYS = frozenset({"content", "text", "input", "system", "instructions", "messages", "prompt"})
+
+
+def _collect(value: Any, out: list[str], wanted: int) -> int:
+    """Append the texts of `value` to `out` in order until `wanted` characters; what is still wanted."""
+    if isinstance(value, str):
+        out.append(value)
+        return wanted - len(value)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in _TEXT_KEYS:
+                wanted = _collect(item, out, wanted)
+                if wanted <= 0:
+                    break
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            wanted = _collect(item, out, wanted)
+            if wanted <= 0:
+                break
+    return wanted
+
+
+def prompt_prefix(*parts: Any) -> str:
+    """The prompt's text in order, up to `PREFIX_CHARACTERS` characters (what `prompt_prefix.prefix_hash`
+    reads); shorter when the whole prompt is."""
+    collected: list[str] = []
+    wanted = PREFIX_CHARACTERS
+    for part in parts:
+        wanted = _collect(part, collected, wanted)
+        if wanted <= 0:
+            return "".join(collected)[:PREFIX_CHARACTERS]
+    return "".join(collected)
 
 
 def estimate_tokens(*parts: Any) -> int:

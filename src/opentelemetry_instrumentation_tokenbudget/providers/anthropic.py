@@ -15,7 +15,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
 from ..usage import TokenUsage
-from ._common import endpoint_of, estimate_tokens, int_or_none
+from ._common import endpoint_of, estimate_tokens, int_or_none, prompt_prefix
 from .anthropic_tracing import keep_sdk_spans_out_of_our_calls
 from .targets import StreamManagerTarget, Target
 
@@ -88,6 +88,8 @@ class MessagesAdapter(NoPreparation, ResultIsTheStream):
             server_port=endpoint.port,
             price_route=endpoint.route,
             estimate_input_tokens=lambda: estimate_tokens(messages, system),
+            # The system prompt comes first in the request the model sees, so first in the prefix.
+            prompt_prefix=lambda: prompt_prefix(system, messages),
         )
 
     @staticmethod

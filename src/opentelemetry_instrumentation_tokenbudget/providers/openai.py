@@ -15,7 +15,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 from ..adapter import ApiAdapter, NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
 from ..usage import TokenUsage
-from ._common import endpoint_of, estimate_tokens, given, int_or_none
+from ._common import endpoint_of, estimate_tokens, given, int_or_none, prompt_prefix
 from .targets import Target
 
 _OPENAI = GenAiProviderNameValues.OPENAI.value
@@ -132,6 +132,7 @@ class _OpenAIRequests(ResultIsTheStream):
             server_port=endpoint.port,
             price_route=endpoint.route,
             estimate_input_tokens=lambda: estimate_tokens(*prompt),
+            prompt_prefix=None if self._operation == _EMBEDDINGS else lambda: prompt_prefix(*prompt),
         )
 
     def prepare(self, kwargs: dict[str, Any]) -> bool:

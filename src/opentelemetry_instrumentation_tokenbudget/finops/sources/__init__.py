@@ -1,0 +1,1 @@
+"""Readers that turn a source of spend data into `SpendRecord`s."""
