@@ -4,6 +4,7 @@ before anything is patched."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from opentelemetry_instrumentation_tokenbudget import (
     Budget,
     BudgetConfigError,
     BudgetExceededError,
+    ConfigError,
     TokenBudgetInstrumentor,
     cost_attributes,
 )
@@ -220,7 +222,7 @@ def test_bad_configuration_files(
 ) -> None:
     path = _config(tmp_path, monkeypatch, text)
     instrumentor = TokenBudgetInstrumentor()
-    with pytest.raises(BudgetConfigError) as raised:
+    with pytest.raises(ConfigError) as raised:
         instrumentor.instrument()
     assert str(raised.value) == message.format(path=path)
     # Nothing was patched, so the application runs as it would without us.
@@ -262,7 +264,7 @@ def test_a_missing_configuration_file(tmp_path: Path, monkeypatch: pytest.Monkey
     ],
 )
 def test_bad_keyword_arguments(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(BudgetConfigError) as raised:
+    with pytest.raises(ConfigError) as raised:
         TokenBudgetInstrumentor().instrument(**options)
     assert str(raised.value) == message
     assert not _patched()
@@ -277,3 +279,54 @@ def test_budgets_may_be_given_as_tables(*, instrument: Any, telemetry: Telemetry
     with pytest.raises(BudgetExceededError):
         ask(client)
     store.close()
+
+
+def test_a_misspelt_keyword_argument_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError) as raised:
+        TokenBudgetInstrumentor().instrument(budget=[Budget("daily", 5)], stor="memory")
+    assert str(raised.value) == (
+        "instrument(): unknown keyword arguments budget, stor; expected some of tracer_provider,"
+        " meter_provider, prices, metric_attribution_keys, inject_stream_usage, anthropic_sdk_spans,"
+        " base_url_providers, local_servers, baggage_attribution, budgets, store, on_store_error,"
+        " on_threshold, on_forecast, on_anomaly, clock, max_metric_groups"
+    )
+    assert not _patched()
+
+
+def test_an_option_of_the_calls_is_not_a_budget_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        TokenBudgetInstrumentor().instrument(inject_stream_usage="yes")
+    assert not isinstance(raised.value, BudgetConfigError)
+    assert str(raised.value) == "instrument(): inject_stream_usage='yes': expected true or false"
+
+
+def test_a_configuration_file_that_is_not_utf8_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[[budgets]]\nname = "caf\u00e9"\nlimit_usd = 5\n'.encode("latin-1"))
+    monkeypatch.setenv(ENV, str(path))
+    with pytest.raises(ConfigError) as raised:
+        TokenBudgetInstrumentor().instrument()
+    assert str(raised.value) == (
+        f"{path} (named by OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG): not UTF-8 text (byte 0xe9 at"
+        " offset 23); TOML files are UTF-8"
+    )
+    assert not _patched()
+
+
+def test_a_second_instrument_with_other_options_says_they_are_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    instrumentor = TokenBudgetInstrumentor()
+    instrumentor.instrument(budgets=[Budget("daily", 5)])
+    try:
+        with caplog.at_level(logging.WARNING):
+            instrumentor.instrument(budgets=[Budget("daily", 5)])
+            instrumentor.instrument(budgets=[Budget("daily", 1)], store="sqlite:///x.db")
+    finally:
+        instrumentor.uninstrument()
+    assert [r.getMessage() for r in caplog.records] == [
+        "tokenbudget: instrument() was called again with different options (budgets, store); they are"
+        " ignored and those of the first call stay in force. Call uninstrument() first to change them."
+    ]

@@ -21,7 +21,7 @@ attribution attributes. See ``TokenBudgetInstrumentor`` for the options and the 
 
 from .attribution import cost_attributes, current_cost_attributes
 from .budgets import AnomalyEvent, Budget, BudgetConfigError, ForecastEvent, ThresholdEvent
-from .errors import BudgetExceededError
+from .errors import BudgetExceededError, ConfigError
 from .instrumentor import TokenBudgetInstrumentor
 from .version import __version__
 
@@ -30,6 +30,7 @@ __all__ = [
     "Budget",
     "BudgetConfigError",
     "BudgetExceededError",
+    "ConfigError",
     "ForecastEvent",
     "ThresholdEvent",
     "TokenBudgetInstrumentor",

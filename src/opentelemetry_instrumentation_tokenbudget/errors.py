@@ -18,6 +18,11 @@ def describe_reset(resets_at: datetime | None) -> str:
     return f"the window resets at {resets_at.isoformat()}"
 
 
+class ConfigError(ValueError):
+    """An option of `instrument()` or of the configuration file is not valid; the message names where
+    it was given (the file or `instrument()`), the key and the value."""
+
+
 class BudgetExceededError(Exception):
     """A blocking budget refused the call before any request was sent.
 

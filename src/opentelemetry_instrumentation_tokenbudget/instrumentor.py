@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry import metrics, trace
@@ -15,10 +15,9 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.semconv.schemas import Schemas
 
-from .budgets.setup import InstalledBudgets, install_budgets, resolve_options
 from .call import Runtime
-from .config import Settings
 from .metrics import create_call_instruments
+from .options import resolve_options
 from .package import _instruments, _instruments_any
 from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
@@ -29,6 +28,9 @@ from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
 from .version import __version__
 from .wrappers import async_wrapper, sync_wrapper
+
+if TYPE_CHECKING:
+    from .budgets.setup import InstalledBudgets
 
 _logger = logging.getLogger(__name__)
 
@@ -88,18 +90,27 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         # Any one provider SDK is enough; the base class would demand all of them.
         return get_dependency_conflicts(_instruments, _instruments_any)
 
+    def instrument(self, **kwargs: Any) -> Any:
+        if self._is_instrumented_by_opentelemetry:
+            # The base class would only say "already instrumented": say which options are ignored.
+            differing = _differing_options(getattr(self, "_given", {}), kwargs)
+            if differing:
+                _logger.warning(
+                    "tokenbudget: instrument() was called again with different options (%s); they are"
+                    " ignored and those of the first call stay in force. Call uninstrument() first to"
+                    " change them.",
+                    ", ".join(differing),
+                )
+            return None
+        return super().instrument(**kwargs)
+
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
         # Every option is checked, and the configuration file read, before anything is patched.
         options = resolve_options(kwargs)
-        settings = Settings(
-            metric_attribution_keys=options.metric_attribution_keys,
-            inject_stream_usage=options.inject_stream_usage,
-            anthropic_sdk_spans=options.anthropic_sdk_spans,
-            base_url_providers=options.base_url_providers,
-            baggage_attribution=options.baggage_attribution,
-        )
+        self._given = dict(kwargs)
+        settings = options.settings
         meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=_SCHEMA_URL)
         runtime = Runtime(
             tracer=trace.get_tracer(
@@ -109,9 +120,12 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             prices=PriceBook(options.prices),
             settings=settings,
         )
-        self._budgets: InstalledBudgets | None = install_budgets(
-            runtime, options, tracer_provider, meter, INSTRUMENTATION_SCOPE
-        )
+        self._budgets: InstalledBudgets | None = None
+        if options.budgets:
+            # Imported only now: an application without budgets never loads them.
+            from .budgets.setup import install_budgets
+
+            self._budgets = install_budgets(runtime, options, tracer_provider, meter, INSTRUMENTATION_SCOPE)
         self._runtime = runtime
         self._wrapped: list[Target] = []
         for package, targets_of in _PROVIDER_PACKAGES.items():
@@ -167,3 +181,10 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             module = importlib.import_module(target.module)
             unwrap(getattr(module, target.class_name), target.method)
         self._wrapped = []
+
+
+def _differing_options(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The options that a second `instrument()` gives differently from the first, by name."""
+    # Compared by repr: `Budget`s and callables need not compare equal to equal copies.
+    names = sorted(set(first) | set(second))
+    return [name for name in names if repr(first.get(name)) != repr(second.get(name))]

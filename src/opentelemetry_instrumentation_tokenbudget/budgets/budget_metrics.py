@@ -16,7 +16,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 from opentelemetry.util.types import AttributeValue
@@ -42,8 +41,6 @@ from .store import SpendStore, picodollars_to_usd
 from .store_health import StoreHealth
 
 _logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_METRIC_GROUPS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)

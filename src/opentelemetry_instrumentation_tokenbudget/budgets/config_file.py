@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ..options import CONFIG_ENV
 from ..pricing import PriceBook
 from .spec import Budget, BudgetConfigError
 
@@ -42,7 +43,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-CONFIG_ENV: Final = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
 
 BUDGET_KEYS: Final = ("name", "limit_usd", "window", "timezone", "match", "group_by", "action", "thresholds")
 TOP_LEVEL_KEYS: Final = (
@@ -70,6 +70,11 @@ def read_config_file(path: str) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigFileError(f"{path} (named by {CONFIG_ENV}): cannot read it: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(
+            f"{path} (named by {CONFIG_ENV}): not UTF-8 text (byte {error.object[error.start]:#04x}"
+            f" at offset {error.start}); TOML files are UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

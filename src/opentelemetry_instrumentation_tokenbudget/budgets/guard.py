@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -37,6 +37,7 @@ from ..adapter import RequestInfo
 from ..call import Admission
 from ..errors import BudgetExceededError, BudgetStoreUnavailableError
 from ..metrics import add_metric_attribution
+from ..options import OnStoreError
 from ..semconv import (
     TOKENBUDGET_BUDGET_ESTIMATE,
     TOKENBUDGET_BUDGET_GROUP,
@@ -57,8 +58,6 @@ from .thresholds import ThresholdNotifier
 
 _logger = logging.getLogger(__name__)
 
-OnStoreError = Literal["open", "closed"]
-ON_STORE_ERROR: Final = ("open", "closed")
 _EMBEDDINGS: Final = GenAiOperationNameValues.EMBEDDINGS.value
 
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opentelemetry.util.types import AttributeValue
 
+from ..errors import ConfigError
 from .store import PICODOLLARS_PER_USD
 from .windows import Window, parse_window
 
@@ -40,7 +41,7 @@ _MAX_THRESHOLD: Final = Decimal(10)
 _GROUP_ESCAPES: Final = str.maketrans({"%": "%25", ",": "%2C", "=": "%3D", "<": "%3C"})
 
 
-class BudgetConfigError(ValueError):
+class BudgetConfigError(ConfigError):
     """A budget, or the configuration that declares it, is not valid; the message says which value."""
 
 
