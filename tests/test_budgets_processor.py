@@ -135,6 +135,28 @@ def test_one_genai_span_per_anthropic_call_by_default(
     assert ledger(store, budget, clock.now) == Balance(spent=3 * 110_400_000, reserved=0)
 
 
+async def test_one_genai_span_per_async_anthropic_call(instrument: Any, telemetry: Telemetry) -> None:
+    instrument()
+    client = anthropic.AsyncAnthropic(
+        api_key="test",
+        http_client=httpx2.AsyncClient(transport=FakeProvider().transport()),
+        max_retries=0,
+        open_telemetry={"tracer_provider": telemetry.tracer_provider},
+    )
+    request: dict[str, Any] = {
+        "model": "claude-3-5-haiku-20241022",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+
+    await client.messages.create(**request)
+    async with client.messages.stream(**request) as stream:
+        await stream.get_final_text()
+
+    ours = "chat claude-3-5-haiku-20241022"
+    assert [span.name for span in telemetry.spans()] == [ours, ours]
+
+
 def test_costs_and_cache_counts_that_other_instrumentations_report(
     *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock, other: Tracer
 ) -> None:
