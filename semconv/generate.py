@@ -8,7 +8,7 @@ templates from `semconv/templates/`:
 
 * `src/opentelemetry_instrumentation_tokenbudget/semconv.py`: the constants and Enum classes that
   the instrumentation imports;
-* `src/opentelemetry_instrumentation_tokenbudget/_semconv_registry.py`: a machine-readable copy of
+* `tests/semconv_registry.py`: a machine-readable copy of
   the registry (types, enum members, instruments, units, requirement levels) for the live check of
   emitted telemetry in `tests/semconv_live_check.py`;
 * the tables of `semconv/README.md`, between `<!-- semconv ID -->` and `<!-- endsemconv -->`, where
@@ -45,7 +45,7 @@ REGISTRY_DIR: Final = Path("semconv/registry")
 TEMPLATES_DIR: Final = Path("semconv/templates")
 README: Final = Path("semconv/README.md")
 CONSTANTS_MODULE: Final = Path("src/opentelemetry_instrumentation_tokenbudget/semconv.py")
-REGISTRY_MODULE: Final = Path("src/opentelemetry_instrumentation_tokenbudget/_semconv_registry.py")
+REGISTRY_MODULE: Final = Path("tests/semconv_registry.py")
 COMMAND: Final = "python semconv/generate.py"
 
 PRIMITIVE_TYPES: Final = frozenset(
@@ -633,7 +633,7 @@ def md_example(value: object) -> str:
 
 
 def registry_data(registry: Registry) -> dict[str, object]:
-    """What the live check needs, as plain data for `_semconv_registry.py`."""
+    """What the live check needs, as plain data for `tests/semconv_registry.py`."""
 
     def uses(signal: Signal) -> dict[str, object]:
         return {

@@ -1,7 +1,7 @@
 """Check emitted telemetry against the cost convention's registry, as `weaver registry live-check` would.
 
 Weaver cannot be installed here, so this does the part of its live check that concerns the names
-this project proposes, from the registry as data (`_semconv_registry.py`, generated from
+this project proposes, from the registry as data (`tests/semconv_registry.py`, generated from
 `semconv/registry/`):
 
 * every attribute in the registry's namespaces (`gen_ai.usage.cost.*`, `tokenbudget.*`) on a span,
@@ -39,7 +39,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace import ReadableSpan
 
-from opentelemetry_instrumentation_tokenbudget._semconv_registry import REGISTRY, AttributeUse, Registry
+from tests.semconv_registry import REGISTRY, AttributeUse, Registry
 
 # The operations that perform model inference, as #443 lists them for its metric: cost belongs on
 # these only. `plan` performs inference of its own while invoking others, and reports only its own.

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from opentelemetry_instrumentation_tokenbudget import semconv
-from opentelemetry_instrumentation_tokenbudget._semconv_registry import REGISTRY
+from tests.semconv_registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "semconv" / "generate.py"
 CONSTANTS = Path("src/opentelemetry_instrumentation_tokenbudget/semconv.py")
-REGISTRY_MODULE = Path("src/opentelemetry_instrumentation_tokenbudget/_semconv_registry.py")
+REGISTRY_MODULE = Path("tests/semconv_registry.py")
 README = Path("semconv/README.md")
 
 

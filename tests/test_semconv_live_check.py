@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from opentelemetry_instrumentation_tokenbudget import semconv as sc
-from opentelemetry_instrumentation_tokenbudget._semconv_registry import Registry
+from tests.semconv_registry import Registry
 
 from .semconv_live_check import check_metrics, check_spans
 
@@ -240,7 +240,7 @@ def test_event_violations() -> None:
 
 def test_array_types() -> None:
     # The registry has no array attribute today; the checker must still handle them when it does.
-    from opentelemetry_instrumentation_tokenbudget._semconv_registry import REGISTRY
+    from tests.semconv_registry import REGISTRY
 
     registry: Registry = {
         **REGISTRY,
