@@ -235,6 +235,16 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.outcome.success": {
+            "type": "boolean",
+            "members": (),
+            "stability": "development",
+        },
+        "tokenbudget.outcome.score": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
     },
     "metrics": {
         "gen_ai.client.operation.cost": {
@@ -742,6 +752,39 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.anomaly.driver_excess": {
                     "requirement_level": "recommended",
+                    "required_when": None,
+                },
+            },
+        },
+        "tokenbudget.outcome": {
+            "stability": "development",
+            "attributes": {
+                "tokenbudget.outcome.success": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.outcome.score": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.project": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.feature": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.tenant": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "user.id": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "session.id": {
+                    "requirement_level": "conditionally_required",
                     "required_when": None,
                 },
             },

@@ -23,6 +23,7 @@ from .attribution import cost_attributes, current_cost_attributes
 from .budgets import AnomalyEvent, Budget, BudgetConfigError, ForecastEvent, ThresholdEvent
 from .errors import BudgetExceededError, ConfigError
 from .instrumentor import TokenBudgetInstrumentor
+from .outcomes import record_outcome
 from .version import __version__
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "__version__",
     "cost_attributes",
     "current_cost_attributes",
+    "record_outcome",
 ]

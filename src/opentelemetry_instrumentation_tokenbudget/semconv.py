@@ -181,6 +181,14 @@ TOKENBUDGET_ANOMALY_DRIVER: Final = "tokenbudget.anomaly.driver"
 TOKENBUDGET_ANOMALY_DRIVER_EXCESS: Final = "tokenbudget.anomaly.driver_excess"
 """The driver's spend in the interval above its usual share of the expected spend, in USD."""
 
+# Attributes `tokenbudget.outcome.*`
+
+TOKENBUDGET_OUTCOME_SUCCESS: Final = "tokenbudget.outcome.success"
+"""Whether the work of the current attribution scope succeeded, as the application judged it."""
+
+TOKENBUDGET_OUTCOME_SCORE: Final = "tokenbudget.outcome.score"
+"""A score the application gave the work of the current attribution scope."""
+
 # Events
 
 TOKENBUDGET_BUDGET_THRESHOLD_CROSSED_EVENT: Final = "tokenbudget.budget.threshold_crossed"
@@ -194,6 +202,11 @@ TOKENBUDGET_BUDGET_FORECAST_EXCEEDED_EVENT: Final = "tokenbudget.budget.forecast
 
 TOKENBUDGET_BUDGET_ANOMALY_EVENT: Final = "tokenbudget.budget.anomaly"
 """The spend of a budget's group in the current interval left the band of its own recent baseline.
+"""
+
+TOKENBUDGET_OUTCOME_EVENT: Final = "tokenbudget.outcome"
+"""The application's verdict on the work of the current attribution scope (an A/B test's success or
+score).
 """
 
 # Metrics, each with the unit it is created with

@@ -7,6 +7,7 @@ Subcommands (each has ``--help``):
 - ``anomalies``: hours whose spend left the expected band, and what drove the excess.
 - ``whatif``: the recorded usage repriced under another model.
 - ``advise``: ranked savings with their scope, figures and caveat.
+- ``outcomes``: cost per success per variant, from ``record_outcome`` (A/B tests).
 
 Sources: ``--otlp FILE...``, the OpenTelemetry Collector's `file` exporter output (OTLP JSON lines).
 Exit codes: 0 done, 2 bad input (a one-line error names it; nothing is written).
@@ -25,6 +26,7 @@ from typing import Any, Final
 
 from ..finops import anomalies as anomaly_methods
 from ..finops import forecast as forecast_methods
+from ..finops.outcomes import OutcomeRecord, cost_per_success
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
 from . import commands, render
@@ -113,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--model", required=True, metavar="FROM=TO")
     whatif.add_argument("--by", default="feature")
 
+    outcomes = sub.add_parser("outcomes", help="cost per success per variant (A/B tests)")
+    _common(outcomes)
+    outcomes.add_argument("--by", default="variant")
+
     advise = sub.add_parser("advise", help="ranked savings")
     _common(advise)
     advise.add_argument("--since", default="30d")
@@ -120,20 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _records(args: argparse.Namespace, err: Any) -> list[SpendRecord]:
+def _records(
+    args: argparse.Namespace, err: Any, outcomes: list[OutcomeRecord] | None = None
+) -> list[SpendRecord]:
     stats = otlp_json.ReadStats()
     try:
-        records = otlp_json.read(args.otlp, skip_bad=args.skip_bad, stats=stats)
+        records = otlp_json.read(args.otlp, skip_bad=args.skip_bad, stats=stats, outcomes=outcomes)
     except otlp_json.SourceError as error:
         raise UsageError(str(error)) from None
     if stats.skipped_lines:
         print(f"tokenbudget: skipped {stats.skipped_lines} malformed line(s)", file=err)
-    for condition in args.where:
+    for key, value in _conditions(args.where):
+        records = [record for record in records if record.value_of(key) == value]
+    return records
+
+
+def _conditions(where: Sequence[str]) -> list[tuple[str, str]]:
+    conditions = []
+    for condition in where:
         key, sep, value = condition.partition("=")
         if not sep:
             raise UsageError(f"--where {condition!r}: expected KEY=VALUE")
-        records = [record for record in records if record.value_of(key) == value]
-    return records
+        conditions.append((key, value))
+    return conditions
 
 
 def _sensitivity(value: str) -> float:
@@ -167,12 +182,23 @@ _WHATIF_COLUMNS: Final = (
     "saving_usd",
     "unpriced_calls",
 )
+_OUTCOME_COLUMNS: Final = (
+    "key",
+    "calls",
+    "cost_usd",
+    "outcomes",
+    "successes",
+    "success_rate",
+    "cost_per_success_usd",
+    "mean_score",
+)
 _ADVICE_COLUMNS: Final = ("kind", "scope", "calls", "current_usd", "projected_usd", "saving_usd")
 
 
 def run(args: argparse.Namespace, out: Any, err: Any) -> int:
     now = time.time()
-    records = _records(args, err)
+    outcomes: list[OutcomeRecord] = []
+    records = _records(args, err, outcomes)
     until = _instant(args.until, now) if getattr(args, "until", None) else now
     if args.command == "forecast":
         at = _instant(args.at, now) if args.at else now
@@ -205,6 +231,11 @@ def run(args: argparse.Namespace, out: Any, err: Any) -> int:
         caveat = document["caveat"]
         footer = f"caveat: {caveat}" if caveat else f"no priced call of {source}"
         _print(out, args.format, document, rows=("groups", _WHATIF_COLUMNS), footer=footer)
+    elif args.command == "outcomes":
+        by = _keys(args.by)
+        chosen = [o for o in outcomes if all(o.value_of(k) == v for k, v in _conditions(args.where))]
+        document = {"by": list(by), "groups": cost_per_success(records, chosen, by)}
+        _print(out, args.format, document, rows=("groups", _OUTCOME_COLUMNS))
     else:
         document = commands.advice(records, since=_instant(args.since, now), until=until)
         footer = "\n".join(

@@ -43,6 +43,15 @@ def span_json(span: ReadableSpan) -> dict[str, Any]:
     }
     if span.parent is not None:
         out["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if span.events:
+        out["events"] = [
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": key_values(event.attributes or {}),
+            }
+            for event in span.events
+        ]
     return out
 
 

@@ -15,7 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from ...semconv import TOKENBUDGET_OUTCOME_EVENT, TOKENBUDGET_OUTCOME_SCORE, TOKENBUDGET_OUTCOME_SUCCESS
+from ..outcomes import OutcomeRecord
 from ..spend_record import SpendRecord
+
+_OUTCOME: Final = TOKENBUDGET_OUTCOME_EVENT
 
 _TOKENS: Final = (
     "gen_ai.usage.input_tokens",
@@ -65,8 +69,13 @@ def _spans(request: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def read(
-    paths: Iterable[Path], *, skip_bad: bool = False, stats: ReadStats | None = None
+    paths: Iterable[Path],
+    *,
+    skip_bad: bool = False,
+    stats: ReadStats | None = None,
+    outcomes: list[OutcomeRecord] | None = None,
 ) -> list[SpendRecord]:
+    """The calls in the files, oldest first; the `tokenbudget.outcome` events go to `outcomes`."""
     stats = stats if stats is not None else ReadStats()
     usage_spans: dict[str, tuple[str | None, dict[str, Any], float]] = {}
     for path in paths:
@@ -81,6 +90,8 @@ def read(
                 spans = list(_spans(json.loads(line)))
                 for span in spans:
                     stats.spans += 1
+                    if outcomes is not None:
+                        outcomes.extend(_outcomes(span))
                     attributes = _attributes(span.get("attributes", ()))
                     if not any(name in attributes for name in _TOKENS):
                         continue
@@ -101,6 +112,21 @@ def read(
     stats.calls = len(records)
     records.sort(key=lambda record: record.start)
     return records
+
+
+def _outcomes(span: Mapping[str, Any]) -> Iterator[OutcomeRecord]:
+    for event in span.get("events", ()):
+        if event.get("name") != _OUTCOME:
+            continue
+        attributes = _attributes(event.get("attributes", ()))
+        success = attributes.pop(TOKENBUDGET_OUTCOME_SUCCESS, None)
+        score = attributes.pop(TOKENBUDGET_OUTCOME_SCORE, None)
+        yield OutcomeRecord(
+            at=int(event["timeUnixNano"]) / 1e9,
+            success=success if isinstance(success, bool) else None,
+            score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+            attributes={name: str(value) for name, value in attributes.items() if value is not None},
+        )
 
 
 def _int(value: Any) -> int:
