@@ -50,7 +50,17 @@ USER_PRICE_KEYS: Final = frozenset(
 class ModelPricing:
     """How one model is priced where it was called; `cost()` prices one call."""
 
-    __slots__ = ("_compiled", "_info", "_lock", "_static", "_variants_apply", "inferred", "source", "version")
+    __slots__ = (
+        "_compiled",
+        "_info",
+        "_lock",
+        "_static",
+        "_timed",
+        "_variants_apply",
+        "inferred",
+        "source",
+        "version",
+    )
 
     def __init__(
         self,
@@ -68,6 +78,12 @@ class ModelPricing:
         self._static = static
         self._info = model_info
         self._variants_apply = variants_apply
+        # Prices that change with the time of the request: conditional prices (DeepSeek's off-peak
+        # hours, a new price from a date) or variants that apply in some period only.
+        self._timed = model_info is not None and (
+            isinstance(model_info.prices, list)
+            or any(variant.constraint is not None for variant in model_info.price_variants or ())
+        )
         self._compiled: dict[object, tuple[object, Rates]] = {}
         self._lock = threading.Lock()
 
@@ -86,32 +102,43 @@ class ModelPricing:
         if info is None:  # the user's or a local server's price: the same at any time
             assert self._static is not None
             return self._static
-        when = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
         # genai-prices applies the request's context only to models of the provider that was asked
         # for, not to those it found under a fallback provider.
-        price_context = dict(context) if context and self._variants_apply else None
-        model_price = info.get_prices(when, price_context)
-        key: object = id(model_price) if price_context is None else _content_key(model_price)
+        price_context = context if context and self._variants_apply else None
+        when: datetime | None = None
+        if self._timed:
+            when = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+            standard = info.get_prices(when)
+        else:
+            standard = info.prices
+        # The prices in force are those of `standard` (an object of the data, the same for every
+        # call in its period), overridden by the variants that the context and the time select:
+        # the key names exactly that, so that a resolved price is compiled once, not per call.
+        key: object = id(standard)
+        if price_context is not None:
+            key = (id(standard), tuple(sorted(price_context.items())), self._active_variants(when))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = (model_price, Rates(model_price))
+            model_price = standard
+            if price_context is not None:
+                when = when or datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+                model_price = info.get_prices(when, dict(price_context))
+            # `standard` is kept with its compiled price, so that its id is not reused meanwhile.
+            compiled = (standard, Rates(model_price))
             with self._lock:
                 if len(self._compiled) > 64:
                     self._compiled.clear()
                 self._compiled[key] = compiled
         return compiled[1]
 
-
-def _content_key(model_price: Any) -> object:
-    from genai_prices.types import TieredPrices
-
-    return tuple(
-        (key, (value.base, tuple((t.start, t.price) for t in value.tiers)))
-        if isinstance(value, TieredPrices)
-        else (key, value)
-        for key, value in vars(model_price).items()
-        if value is not None and not key.startswith("_")
-    )
+    def _active_variants(self, when: datetime | None) -> tuple[bool, ...]:
+        if when is None:  # no variant of this model depends on the time
+            return ()
+        return tuple(
+            variant.constraint.active(when)
+            for variant in self._info.price_variants or ()
+            if variant.constraint is not None
+        )
 
 
 def _parse_override(spec: Mapping[str, Any], what: str) -> dict[str, Decimal]:
