@@ -154,7 +154,8 @@ def _cheaper_model(records: Sequence[CallRecord]) -> list[Advice]:
                 f" (median {statistics.median(r.input_tokens for r in calls):g} tokens in,"
                 f" {statistics.median(r.output_tokens for r in calls):g} out)",
                 "a smaller model may answer worse: try it on a share of the traffic as a `variant`, mark"
-                " outcomes, and compare cost per success (`tokenbudget report --by variant`)",
+                " outcomes with `record_outcome`, and compare cost per success"
+                " (`tokenbudget outcomes --by variant`)",
             )
         )
     return found
