@@ -19,12 +19,26 @@ Each call's span carries the GenAI semantic conventions' token counts and ``gen_
 attribution attributes. See ``TokenBudgetInstrumentor`` for the options and the README for budgets.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from .attribution import cost_attributes, current_cost_attributes
-from .budgets import AnomalyEvent, Budget, BudgetConfigError, ForecastEvent, ThresholdEvent
 from .errors import BudgetExceededError, ConfigError
 from .instrumentor import TokenBudgetInstrumentor
 from .outcomes import record_outcome
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .budgets import AnomalyEvent, Budget, BudgetConfigError, ForecastEvent, ThresholdEvent
+
+# The budgets' names load their modules on first use: an application without budgets never does.
+_FROM_BUDGETS = frozenset({"AnomalyEvent", "Budget", "BudgetConfigError", "ForecastEvent", "ThresholdEvent"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_BUDGETS:
+        return getattr(import_module(".budgets", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AnomalyEvent",
