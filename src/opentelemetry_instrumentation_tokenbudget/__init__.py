@@ -40,6 +40,7 @@ def __getattr__(name: str) -> object:
         return getattr(import_module(".budgets", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "AnomalyEvent",
     "Budget",
