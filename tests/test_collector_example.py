@@ -271,6 +271,19 @@ def _projection(run: Run) -> dict[tuple[str, str], float]:
     return projected
 
 
+def _forecast(run: Run) -> dict[tuple[str, str], float]:
+    """The forecast gauge: the usage scraped with it over the share of the UTC day gone at that scrape
+    (the burn rate; the example's process never saw a previous day). None in the first 5% of a day."""
+    forecast = {}
+    for name, group in _budget_spent(run):
+        matchers = f'tokenbudget_budget_name="{name}", tokenbudget_budget_group="{group}"'
+        at_ms, usage = run.prometheus.samples(f"tokenbudget_budget_usage{{{matchers}}}", 5, run.at)[-1]
+        elapsed = (at_ms / 1000) % 86400
+        if elapsed >= 0.05 * 86400:
+            forecast[name, group] = usage * 86400 / elapsed
+    return forecast
+
+
 def _expected_panels(run: Run) -> dict[str, list[tuple[Any, ...]]]:
     """Per panel title, per query: (labels to key the result by, the expected values or a check)."""
     measured = run.rounds[1]
@@ -312,6 +325,7 @@ def _expected_panels(run: Run) -> dict[str, list[tuple[Any, ...]]]:
         "Projected end-of-window spend (daily budgets)": [
             (("tokenbudget_budget_name", "tokenbudget_budget_group"), _projection(run)),
             (("tokenbudget_budget_name", "tokenbudget_budget_group"), {key: LIMITS[key[0]] for key in spent}),
+            (("tokenbudget_budget_name", "tokenbudget_budget_group"), _forecast(run)),
         ],
         "Refusals by budget": [(("tokenbudget_budget_name",), {"free-tier": float(run.refused[1])})],
         "Threshold crossings": [
@@ -403,6 +417,9 @@ def test_every_dashboard_query_returns_the_expected_series_and_values(run: Run, 
             if all(check == "duration" for check in want.values()):
                 for value in got.values():
                     assert 0 < value <= 1.28, (panel["title"], got)  # loopback calls: in the first buckets
+            elif target["expr"].startswith("tokenbudget_budget_forecast"):
+                # Computed when the scrape collects it, a few ms after the sample's timestamp.
+                assert got == pytest.approx(want, rel=1e-6), panel["title"]
             else:
                 assert got == _approx(want), panel["title"]
             for key, value in sorted(got.items(), key=lambda item: -item[1]):
