@@ -114,6 +114,14 @@ class SpendGuard(Protocol):
     def release(self, admission: Admission | None) -> None: ...
 
 
+class LedgerSink(Protocol):
+    def add(self, span: Span) -> None:
+        """Takes the ended span of a call; never raises, never writes on the caller's thread."""
+
+    def close(self) -> None:
+        """Writes what is left."""
+
+
 class Runtime:
     """Everything that `instrument()` set up, shared by all wrappers until `uninstrument()`."""
 
@@ -130,6 +138,7 @@ class Runtime:
         self.prices = prices
         self.settings = settings
         self.guard = guard
+        self.ledger: LedgerSink | None = None
         self.enabled = True
         self.unpriced = UnpricedWarnings(_logger)
         self._rejected_costs = 0
@@ -282,7 +291,7 @@ class LLMCall:
         try:
             self._record(summary, estimated=estimated, error=None)
         finally:
-            self.span.end()
+            self._end_span()
 
     def fail(self, error: BaseException, partial: ResponseSummary | None = None) -> None:
         """The provider raised (or a stream broke): what arrived is still counted, marked estimated."""
@@ -294,7 +303,13 @@ class LLMCall:
             self.span.set_attribute(ERROR_TYPE, type(error).__qualname__)
             self._record(partial or ResponseSummary(), estimated=True, error=error)
         finally:
-            self.span.end()
+            self._end_span()
+
+    def _end_span(self) -> None:
+        self.span.end()
+        ledger = self._runtime.ledger
+        if ledger is not None:
+            ledger.add(self.span)
 
     def _record(self, summary: ResponseSummary, *, estimated: bool, error: BaseException | None) -> None:
         runtime = self._runtime

@@ -126,6 +126,11 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             from .budgets.setup import install_budgets
 
             self._budgets = install_budgets(runtime, options, tracer_provider, meter, INSTRUMENTATION_SCOPE)
+        if options.ledger is not None:
+            # Imported only now: without a ledger no file is opened and sqlite3 is not loaded.
+            from .ledger.writer import LedgerWriter
+
+            runtime.ledger = LedgerWriter(options.ledger)
         self._runtime = runtime
         self._wrapped: list[Target] = []
         for package, targets_of in _PROVIDER_PACKAGES.items():
@@ -173,6 +178,9 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         runtime: Runtime | None = getattr(self, "_runtime", None)
         if runtime is not None:
             runtime.enabled = False
+            if runtime.ledger is not None:
+                runtime.ledger.close()
+                runtime.ledger = None
         budgets: InstalledBudgets | None = getattr(self, "_budgets", None)
         if budgets is not None:
             budgets.close()

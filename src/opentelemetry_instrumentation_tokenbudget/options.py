@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .budgets.store import SpendStore
 
 CONFIG_ENV: Final = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
+LEDGER_ENV: Final = "OTEL_INSTRUMENTATION_TOKENBUDGET_LEDGER"
 DEFAULT_STORE: Final = "memory"
 DEFAULT_MAX_METRIC_GROUPS: Final = 100
 ON_STORE_ERROR: Final = ("open", "closed")
@@ -54,6 +55,8 @@ class Options:
     max_metric_groups: int
     on_forecast: Callable[[Any], object] | None = None
     on_anomaly: Callable[[Any], object] | None = None
+    ledger: str | None = None
+    """`sqlite:///path[?retention_days=N]`: the spend ledger's file; None: no ledger (the default)."""
 
     @property
     def settings(self) -> Settings:
@@ -102,6 +105,16 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     on_forecast = given.get("on_forecast")
     on_anomaly = given.get("on_anomaly")
     clock = given.get("clock")
+    ledger, ledger_where = pick("ledger", environ.get(LEDGER_ENV, "").strip() or None)
+    if ledger is not None:
+        if not isinstance(ledger, str):
+            raise ConfigError(f"{ledger_where}: ledger={ledger!r}: expected 'sqlite:///path/spend.db'")
+        from .ledger.writer import parse_url
+
+        try:
+            parse_url(ledger)
+        except ValueError as error:
+            raise ConfigError(f"{ledger_where}: {error}") from None
 
     if on_store_error not in ON_STORE_ERROR:
         raise _budget_error(f"{policy_where}: on_store_error={on_store_error!r}: expected 'open' or 'closed'")
@@ -139,6 +152,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         max_metric_groups=max_groups,
         on_forecast=on_forecast,
         on_anomaly=on_anomaly,
+        ledger=ledger,
     )
 
 
@@ -239,6 +253,7 @@ OPTION_NAMES: Final = (
     "on_anomaly",
     "clock",
     "max_metric_groups",
+    "ledger",
 )
 
 

@@ -27,6 +27,8 @@ from typing import Any, Final
 from ..finops import anomalies as anomaly_methods
 from ..finops import forecast as forecast_methods
 from ..finops.outcomes import OutcomeRecord, cost_per_success
+from ..finops.report import FIGURES, KEY_NAMES, report
+from ..finops.sources import ledger as ledger_source
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
 from . import commands, render
@@ -66,13 +68,16 @@ def _keys(value: str | None) -> tuple[str, ...]:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--otlp",
         nargs="+",
         type=Path,
-        required=True,
         metavar="FILE",
         help="Collector file exporter output (OTLP JSON lines)",
+    )
+    source.add_argument(
+        "--ledger", metavar="URL", help="the spend ledger (sqlite:///path/spend.db, or its path)"
     )
     parser.add_argument("--skip-bad", action="store_true", help="skip (and count) malformed lines")
     parser.add_argument("--format", choices=render.FORMATS, default="table")
@@ -90,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tokenbudget", description=__doc__.splitlines()[0] if __doc__ else None
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    report_parser = sub.add_parser("report", help="calls, tokens and cost, in total and per group")
+    _common(report_parser)
+    report_parser.add_argument("--since", help="a duration back from now (7d, 12h, 2w) or a date")
+    report_parser.add_argument("--until", help="a date (default now)")
+    report_parser.add_argument(
+        "--by", help=f"group by these keys (comma-separated): {', '.join(KEY_NAMES)} or attribute names"
+    )
+    report_parser.add_argument("--top", type=int, metavar="N", help="only the N most expensive groups")
+    report_parser.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="spend over time by group (needs the 'plot' extra)"
+    )
 
     forecast = sub.add_parser("forecast", help="projected end-of-window spend, with its backtest")
     _common(forecast)
@@ -131,7 +148,10 @@ def _records(
 ) -> list[SpendRecord]:
     stats = otlp_json.ReadStats()
     try:
-        records = otlp_json.read(args.otlp, skip_bad=args.skip_bad, stats=stats, outcomes=outcomes)
+        if args.ledger is not None:
+            records = ledger_source.read(args.ledger)
+        else:
+            records = otlp_json.read(args.otlp, skip_bad=args.skip_bad, stats=stats, outcomes=outcomes)
     except otlp_json.SourceError as error:
         raise UsageError(str(error)) from None
     if stats.skipped_lines:
@@ -200,7 +220,25 @@ def run(args: argparse.Namespace, out: Any, err: Any) -> int:
     outcomes: list[OutcomeRecord] = []
     records = _records(args, err, outcomes)
     until = _instant(args.until, now) if getattr(args, "until", None) else now
-    if args.command == "forecast":
+    if args.command == "report":
+        by = _report_keys(args.by)
+        since = _instant(args.since, now) if args.since else None
+        if args.top is not None and args.top < 1:
+            raise UsageError(f"--top {args.top}: expected a number of groups >= 1")
+        in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+        document = report(in_range, by=by, top=args.top, since=_iso(since), until=_iso(until))
+        if args.plot is not None:
+            from .plot import plot_spend
+
+            plot_spend(args.plot, in_range, by)
+        _print(
+            out,
+            args.format,
+            document,
+            rows=("groups", _report_columns(document)),
+            footer=render.table([{"key": "total", **document["total"]}], ("key", *FIGURES)),
+        )
+    elif args.command == "forecast":
         at = _instant(args.at, now) if args.at else now
         document, total, overall = commands.forecast(
             records, window=args.window, by=_keys(args.by), now=at, limit=args.limit, method=args.method
@@ -244,6 +282,26 @@ def run(args: argparse.Namespace, out: Any, err: Any) -> int:
         )
         _print(out, args.format, document, rows=("advice", _ADVICE_COLUMNS), footer=footer)
     return 0
+
+
+def _report_keys(value: str | None) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in (value or "").split(",") if key.strip())
+    for key in keys:
+        if key not in KEY_NAMES and "." not in key:
+            raise UsageError(
+                f"--by {key!r}: unknown key; use an attribute name or one of {', '.join(KEY_NAMES)}"
+            )
+    return keys
+
+
+def _report_columns(document: dict[str, Any]) -> tuple[str, ...]:
+    return ("key", *FIGURES)
+
+
+def _iso(instant: float | None) -> str | None:
+    if instant is None:
+        return None
+    return datetime.fromtimestamp(instant, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _forecast_header(document: dict[str, Any]) -> str:

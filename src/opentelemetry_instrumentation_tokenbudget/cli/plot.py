@@ -1,13 +1,17 @@
-"""`forecast --plot`: the window's cumulative spend, the projection, its interval and the limit."""
+"""`forecast --plot` (the window's cumulative spend, the projection, its interval and the limit) and
+`report --plot` (spend over time by group)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..finops.forecast import Forecast
+from ..finops.report import key_reader
 from ..finops.series import Series
+from ..finops.spend_record import SpendRecord
 
 _BLUE = "#1f77b4"
 _RED = "#d62728"
@@ -86,6 +90,43 @@ def plot_forecast(path: Path, series: Series, result: Forecast, window: str, now
     axes.xaxis.set_major_locator(AutoDateLocator())  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_formatter(DateFormatter("%d %b %H:%M", tz=timezone.utc))  # type: ignore[no-untyped-call]
     figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_spend(path: Path, records: Sequence[SpendRecord], by: Sequence[str]) -> None:
+    """`report --plot`: spend per day (per hour when the records span under two days) by group."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit(
+            "tokenbudget report --plot: needs matplotlib"
+            " (pip install 'opentelemetry-instrumentation-tokenbudget[plot]')"
+        ) from None
+    span = (records[-1].start - records[0].start) if records else 0.0
+    bucket = key_reader("hour" if span < 2 * 86400 else "day")
+    readers = [key_reader(key) for key in by]
+    spend: dict[str, dict[str, float]] = {}
+    for record in records:
+        group = ",".join(read(record) for read in readers) or "all"
+        per_time = spend.setdefault(group, {})
+        moment = bucket(record)
+        per_time[moment] = per_time.get(moment, 0.0) + float(record.cost_usd or 0)
+    moments = sorted({moment for per_time in spend.values() for moment in per_time})
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=110)
+    bottom = [0.0] * len(moments)
+    for group, per_time in sorted(spend.items(), key=lambda item: -sum(item[1].values())):
+        heights = [per_time.get(moment, 0.0) for moment in moments]
+        axes.bar(moments, heights, bottom=bottom, label=group)
+        bottom = [low + height for low, height in zip(bottom, heights, strict=True)]
+    axes.set_ylabel("USD")
+    axes.set_title(f"spend by {', '.join(by) or 'all'}")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.tick_params(axis="x", labelrotation=45, labelsize=7)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -39,6 +39,17 @@ class SpendRecord:
     max_tokens: int | None = None
     prompt_prefix_hash: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # What the ledger keeps besides (the OTLP reader leaves them at their defaults).
+    duration_s: float | None = None
+    reasoning_tokens: int = 0
+    cost_parts: Mapping[str, float] = field(default_factory=dict)
+    price_source: str | None = None
+    price_version: str | None = None
+    price_inferred: bool = False
+    trace_id: str | None = None
+    span_id: str | None = None
+    error_type: str | None = None
+    refused: bool = False
 
     def value_of(self, key: str) -> str:
         """The record's value for an alias (`model`, `feature`...) or an attribute name."""

@@ -1,0 +1,147 @@
+"""The ledger's writer: calls are queued by the caller (an append, no disk write) and written to SQLite
+in batches by one background thread.
+
+The file is in WAL mode with a busy timeout, so that many processes can write one file and readers
+never block writers. The queue is bounded: under a burst beyond it the oldest unwritten calls are
+dropped and counted (logged at WARNING), rather than growing the process's memory without limit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from .record import INSERT, SCHEMA, SCHEMA_VERSION, Row, row_from_span
+
+_logger = logging.getLogger(__name__)
+DEFAULT_MAX_QUEUED: Final = 100_000
+FLUSH_INTERVAL_S: Final = 0.25
+_BUSY_TIMEOUT_MS: Final = 10_000
+_PREFIX: Final = "sqlite:///"
+
+
+class LedgerURLError(ValueError):
+    """A ledger URL that is not `sqlite:///path[?retention_days=N]`."""
+
+
+def parse_url(url: str) -> tuple[Path, float | None]:
+    """(the file, the retention in days or None). As in SQLAlchemy, `sqlite:///spend.db` is relative to
+    the working directory and `sqlite:////var/lib/spend.db` absolute."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not url.startswith(_PREFIX) or len(parts.path) < 2 or parts.netloc:
+        raise LedgerURLError(f"ledger={url!r}: expected 'sqlite:///path/spend.db'")
+    retention: float | None = None
+    for key, values in parse_qs(parts.query).items():
+        if key != "retention_days":
+            raise LedgerURLError(f"ledger={url!r}: unknown parameter {key!r} (retention_days=N is known)")
+        try:
+            retention = float(values[-1])
+        except ValueError:
+            raise LedgerURLError(f"ledger={url!r}: retention_days must be a number") from None
+        if retention <= 0:
+            raise LedgerURLError(f"ledger={url!r}: retention_days must be above 0")
+    return Path(parts.path[1:]), retention
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    with connection:
+        connection.executescript(SCHEMA)
+        if connection.execute("SELECT COUNT(*) FROM tokenbudget_ledger").fetchone()[0] == 0:
+            connection.execute("INSERT INTO tokenbudget_ledger (version) VALUES (?)", (SCHEMA_VERSION,))
+    return connection
+
+
+class LedgerWriter:
+    """`add(span)` on the caller's thread; the rest on the writer's."""
+
+    def __init__(self, url: str, *, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+        self.path, self._retention_days = parse_url(url)
+        self._connection = connect(self.path)
+        self._queue: deque[object] = deque(maxlen=max_queued)
+        self._max_queued = max_queued
+        self.dropped = 0
+        self.written = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._apply_retention()
+        self._thread = threading.Thread(target=self._run, name="tokenbudget-ledger", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def add(self, span: object) -> None:
+        queue = self._queue
+        if len(queue) == self._max_queued:
+            self.dropped += 1
+        queue.append(span)
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued (any thread; serialised)."""
+        with self._lock:
+            if self._closed:
+                return
+            rows: list[Row] = []
+            queue = self._queue
+            while queue:
+                try:
+                    span = queue.popleft()
+                except IndexError:
+                    break
+                try:
+                    row = row_from_span(span)
+                except Exception:  # one odd span must not lose the others
+                    _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
+                    continue
+                if row is not None:
+                    rows.append(row)
+            if not rows:
+                return
+            try:
+                with self._connection:
+                    self._connection.executemany(INSERT, rows)
+                self.written += len(rows)
+            except sqlite3.Error as error:
+                _logger.warning(
+                    "tokenbudget ledger %s: %d call(s) not written: %s", self.path, len(rows), error
+                )
+            if self.dropped:
+                _logger.warning(
+                    "tokenbudget ledger %s: %d call(s) dropped so far (more than %d waiting to be written)",
+                    self.path,
+                    self.dropped,
+                    self._max_queued,
+                )
+
+    def _apply_retention(self) -> None:
+        if self._retention_days is None:
+            return
+        horizon = int((time.time() - self._retention_days * 86400) * 1e9)
+        with self._connection:
+            self._connection.execute("DELETE FROM calls WHERE start_unix_nano < ?", (horizon,))
+
+    def close(self) -> None:
+        """Flush and stop (at uninstrument() and at exit); idempotent."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.flush()
+        with self._lock:
+            self._closed = True
+            self._connection.close()
+        atexit.unregister(self.close)

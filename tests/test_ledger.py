@@ -1,0 +1,242 @@
+"""The spend ledger: real SDK calls on the fake provider are written to SQLite off the caller's
+thread, and `tokenbudget report` reads them back with the exact figures the spans carry."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from opentelemetry_instrumentation_tokenbudget import ConfigError, cost_attributes
+from opentelemetry_instrumentation_tokenbudget.cli.main import main
+from opentelemetry_instrumentation_tokenbudget.finops.sources import ledger as ledger_source
+from opentelemetry_instrumentation_tokenbudget.ledger.writer import LedgerWriter
+from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
+
+MESSAGES = [{"role": "user", "content": "Say this is a test"}]
+
+
+def openai_client(provider: FakeProvider) -> openai.OpenAI:
+    http = httpx2.Client(transport=provider.transport())
+    return openai.OpenAI(api_key="test", base_url="http://fake/v1", http_client=http, max_retries=0)
+
+
+def anthropic_client(provider: FakeProvider) -> anthropic.Anthropic:
+    http = httpx2.Client(transport=provider.transport())
+    return anthropic.Anthropic(api_key="test", base_url="http://fake", http_client=http, max_retries=0)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def calls(instrument, telemetry, tmp_path):
+    """Three calls on two models and two features; the ledger closed (flushed) by uninstrument()."""
+    path = tmp_path / "spend.db"
+    instrumentor = instrument(ledger=f"sqlite:///{path}")
+    provider = FakeProvider()
+    with cost_attributes(feature="search", user="u-1"):
+        openai_client(provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        openai_client(provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with cost_attributes(feature="summary", variant="b"):
+        anthropic_client(provider).messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES)
+    instrumentor.uninstrument()
+    return path, telemetry.our_spans()
+
+
+def test_one_row_per_call_with_the_spans_figures(calls):
+    path, spans = calls
+    records = ledger_source.read(str(path))
+    assert len(records) == 3 == len(spans)
+    by_span = {f"{span.context.span_id:016x}": span for span in spans}
+    for record in records:
+        attributes = by_span[record.span_id].attributes
+        assert record.trace_id == f"{by_span[record.span_id].context.trace_id:032x}"
+        assert record.input_tokens == attributes["gen_ai.usage.input_tokens"]
+        assert record.output_tokens == attributes["gen_ai.usage.output_tokens"]
+        assert record.cost_usd == Decimal(repr(attributes["gen_ai.usage.cost.amount"]))
+        assert record.price_source == attributes["tokenbudget.price.source"]
+        assert record.response_model == attributes["gen_ai.response.model"]
+    first = records[0]
+    assert (first.provider, first.operation, first.request_model) == ("openai", "chat", "gpt-4o-mini")
+    assert (first.input_tokens, first.output_tokens) == (8, 11)
+    assert first.cost_usd == Decimal("0.0000078")  # 8 x 0.15 + 11 x 0.60 USD per million
+    assert dict(first.attributes) == {"tokenbudget.feature": "search", "user.id": "u-1"}
+    assert first.cost_parts == {"input": 0.0000012, "output": 0.0000066}
+    assert records[2].attributes == {"tokenbudget.feature": "summary", "variant": "b"}
+    assert (records[2].error_type, records[2].refused, records[2].estimated) == (None, False, False)
+    assert records[2].duration_s is not None
+    assert records[2].duration_s > 0
+
+
+def test_report_by_model_json(capsys, calls):
+    path, _ = calls
+    code, out, _ = run(capsys, "report", "--ledger", f"sqlite:///{path}", "--by", "model", "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["by"] == ["model"]
+    assert document["total"]["calls"] == 3
+    assert [group["key"] for group in document["groups"]] == [
+        {"model": "claude-haiku-4-5"},
+        {"model": "gpt-4o-mini"},
+    ]
+    mini = document["groups"][1]
+    assert mini == {
+        "key": {"model": "gpt-4o-mini"},
+        "calls": 2,
+        "input_tokens": 16,
+        "output_tokens": 22,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "cost_usd": 0.0000156,
+        "unpriced_calls": 0,
+        "estimated_calls": 0,
+    }
+
+
+def test_report_by_feature_csv_where_and_top(capsys, calls):
+    path, _ = calls
+    code, out, _ = run(
+        capsys, "report", "--ledger", str(path), "--by", "feature,user", "--where", "feature=search",
+        "--format", "csv",
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0] == (
+        "key,calls,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cost_usd,"
+        "unpriced_calls,estimated_calls"
+    )
+    assert lines[1] == '"feature=search,user=u-1",2,16,22,0,0,0.00001560,0,0'
+    code, out, _ = run(
+        capsys, "report", "--ledger", str(path), "--by", "feature", "--top", "1", "--format", "json"
+    )
+    assert [group["key"] for group in json.loads(out)["groups"]] == [{"feature": "summary"}]
+
+
+def test_report_table_and_day_key(capsys, calls):
+    path, _ = calls
+    code, out, _ = run(capsys, "report", "--ledger", str(path), "--by", "day,provider")
+    assert code == 0
+    assert "anthropic" in out
+    assert "openai" in out
+    assert "total" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--by", "colour"], "--by 'colour': unknown key"),
+        (["--top", "0"], "--top 0: expected a number of groups >= 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, calls, argv, message):
+    path, _ = calls
+    code, out, err = run(capsys, "report", "--ledger", str(path), *argv)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert message in err
+
+
+def test_a_foreign_or_missing_file_is_one_line_exit_2(capsys, tmp_path):
+    foreign = tmp_path / "other.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.close()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    for path, message in (
+        (foreign, "not a tokenbudget ledger"),
+        (text, "cannot read it as a ledger"),
+        (tmp_path / "missing.db", "no such ledger file"),
+    ):
+        code, out, err = run(capsys, "report", "--ledger", str(path))
+        assert (code, out) == (2, ""), err
+        assert err.count("\n") == 1
+        assert message in err
+        assert str(path) in err
+
+
+def test_the_ledger_is_off_unless_asked_and_bad_urls_are_refused(instrument, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"ledger='postgres://x': expected 'sqlite:///path/spend\.db'"):
+        instrument(ledger="postgres://x")
+    with pytest.raises(ConfigError, match="unknown parameter 'keep'"):
+        instrument(ledger=f"sqlite:///{tmp_path}/x.db?keep=3")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_environment_variable_turns_it_on(instrument, tmp_path, monkeypatch):
+    path = tmp_path / "env.db"
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_TOKENBUDGET_LEDGER", f"sqlite:///{path}")
+    instrumentor = instrument()
+    openai_client(FakeProvider()).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    instrumentor.uninstrument()
+    assert len(ledger_source.read(str(path))) == 1
+
+
+def test_no_write_on_the_callers_thread_and_bounded_queue(telemetry, tmp_path):
+    """`add` only queues: the file gets the rows when the writer flushes; a burst beyond the bound
+    drops the oldest and counts them."""
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    writer = LedgerWriter(f"sqlite:///{tmp_path / 'w.db'}", max_queued=10)
+    writer._stop.set()  # the background flush stopped, so that the test decides when rows are written
+    writer._thread.join()
+    for number in range(25):
+        span = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat", "n": number})
+        span.end()
+        writer.add(span)
+    assert writer.written == 0
+    assert writer.dropped == 15
+    writer.close()
+    records = ledger_source.read(str(tmp_path / "w.db"))
+    assert [record.attributes["n"] for record in records] == [str(n) for n in range(15, 25)]
+
+
+def test_many_threads_and_two_writers_on_one_file(telemetry, tmp_path):
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    writers = [LedgerWriter(url), LedgerWriter(url)]
+
+    def burst(writer: LedgerWriter) -> None:
+        for _ in range(500):
+            span = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat"})
+            span.end()
+            writer.add(span)
+
+    threads = [threading.Thread(target=burst, args=(writers[n % 2],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for writer in writers:
+        writer.close()
+    assert len(ledger_source.read(url)) == 2000
+
+
+def test_retention_deletes_older_rows(telemetry, tmp_path):
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    writer = LedgerWriter(url)
+    old = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat"}, start_time=10**18)
+    old.end(end_time=10**18 + 1)
+    writer.add(old)
+    new = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat"})
+    new.end()
+    writer.add(new)
+    writer.close()
+    assert len(ledger_source.read(url)) == 2
+    LedgerWriter(url + "?retention_days=30").close()
+    assert len(ledger_source.read(url)) == 1
+
+
+def test_path_of_accepts_a_url_or_a_path(tmp_path: Path):
+    assert ledger_source.path_of(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
+    assert ledger_source.path_of("a.db") == Path("a.db")
