@@ -240,3 +240,14 @@ def test_retention_deletes_older_rows(telemetry, tmp_path):
 def test_path_of_accepts_a_url_or_a_path(tmp_path: Path):
     assert ledger_source.path_of(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
     assert ledger_source.path_of("a.db") == Path("a.db")
+
+
+def test_the_configuration_files_ledger_key(instrument, tmp_path, monkeypatch):
+    path = tmp_path / "from-toml.db"
+    config = tmp_path / "tokenbudget.toml"
+    config.write_text(f'ledger = "sqlite:///{path}"\n')
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG", str(config))
+    instrumentor = instrument()
+    openai_client(FakeProvider()).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    instrumentor.uninstrument()
+    assert [record.request_model for record in ledger_source.read(str(path))] == ["gpt-4o-mini"]

@@ -57,6 +57,7 @@ TOP_LEVEL_KEYS: Final = (
     "local_servers",
     "budgets",
     "prices",
+    "ledger",
 )
 
 
