@@ -395,3 +395,40 @@ def test_a_module_the_sdk_imports_late_is_wrapped_when_it_is_imported() -> None:
     # "Say this is a test": 18 characters, 5 tokens, + 3 of framing; 11 words of reply.
     # gpt-4o-mini: 8 x 0.15 + 11 x 0.6 = 1.2 + 6.6 = 7.8 microdollars.
     assert result.stdout.split() == ["8", "7.8e-06"]
+
+
+def test_classes_are_looked_for_where_each_sdk_generation_keeps_them() -> None:
+    from opentelemetry_instrumentation_tokenbudget.instrumentor import _candidate_modules
+
+    assert _candidate_modules("openai.resources.chat.completions.completions") == [
+        "openai.resources.chat.completions.completions",
+        "openai.resources.chat.completions",
+    ]
+    assert _candidate_modules("openai.resources.embeddings") == ["openai.resources.embeddings"]
+
+
+def test_an_installed_sdk_with_nothing_wrapped_is_a_warning(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry_instrumentation_tokenbudget import instrumentor as module
+    from opentelemetry_instrumentation_tokenbudget.providers.targets import Target
+
+    # An installed package (wrapt) whose only target is where no release keeps it.
+    monkeypatch.setitem(
+        module._PROVIDER_PACKAGES,
+        "wrapt",
+        lambda settings: [Target("wrapt.nowhere", "Nothing", "create", None, is_async=False)],  # type: ignore[arg-type]
+    )
+    instrumentor = module.TokenBudgetInstrumentor()
+    with caplog.at_level(logging.WARNING):
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+    instrumentor.uninstrument()
+    import wrapt
+
+    assert [r.getMessage() for r in caplog.records if "none of its methods" in r.getMessage()] == [
+        f"tokenbudget: wrapt {wrapt.__version__} is installed but none of its methods could be wrapped,"
+        " so its calls are neither recorded nor budgeted; this release keeps its classes where we do not"
+        " look for them"
+    ]

@@ -6,6 +6,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Collection, Iterable
+from dataclasses import replace
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -135,7 +137,18 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         self._wrapped: list[Target] = []
         for package, targets_of in _PROVIDER_PACKAGES.items():
             if _installed(package):
-                self._wrap_all(runtime, targets_of(settings))
+                before = len(self._wrapped)
+                targets = targets_of(settings)
+                self._wrap_all(runtime, targets)
+                if len(self._wrapped) == before and any(not target.lazy for target in targets):
+                    # Silence here is how users end up with no cost data and no budget.
+                    _logger.warning(
+                        "tokenbudget: %s %s is installed but none of its methods could be wrapped, so its"
+                        " calls are neither recorded nor budgeted; this release keeps its classes where we"
+                        " do not look for them",
+                        package,
+                        _version_of(package),
+                    )
 
     def _wrap_all(self, runtime: Runtime, targets: Iterable[Target]) -> None:
         for target in targets:
@@ -157,13 +170,12 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         wrapt.register_post_import_hook(wrap_now, target.module)
 
     def _wrap(self, runtime: Runtime, target: Target) -> None:
-        try:
-            module = importlib.import_module(target.module)
-            getattr(getattr(module, target.class_name), target.method)
-        except (ImportError, AttributeError):
+        found = _find_module(target)
+        if found is None:
             # Older SDK releases lack some APIs (the Responses API, beta messages): skip them.
             _logger.debug("tokenbudget: %s.%s.%s not found", target.module, target.class_name, target.method)
             return
+        target = replace(target, module=found)
         if isinstance(target, StreamManagerTarget):
             wrapper = stream_manager_wrapper(runtime, target.adapter, target.is_async)
         elif target.is_async:
@@ -196,3 +208,30 @@ def _differing_options(first: dict[str, Any], second: dict[str, Any]) -> list[st
     # Compared by repr: `Budget`s and callables need not compare equal to equal copies.
     names = sorted(set(first) | set(second))
     return [name for name in names if repr(first.get(name)) != repr(second.get(name))]
+
+
+def _candidate_modules(module: str) -> list[str]:
+    """Where SDK releases keep a class: openai < 1.55 and anthropic < 0.41 kept `Completions` and
+    `Messages` in `resources/chat/completions.py` and `resources/messages.py`; later releases in a
+    package of the same name (`resources/chat/completions/completions.py`)."""
+    parent, _, last = module.rpartition(".")
+    if parent.rpartition(".")[2] == last:
+        return [module, parent]
+    return [module]
+
+
+def _find_module(target: Target) -> str | None:
+    for candidate in _candidate_modules(target.module):
+        try:
+            getattr(getattr(importlib.import_module(candidate), target.class_name), target.method)
+        except (ImportError, AttributeError):
+            continue
+        return candidate
+    return None
+
+
+def _version_of(package: str) -> str:
+    try:
+        return metadata.version(package.replace(".", "-"))
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
