@@ -108,7 +108,12 @@ class MessagesAdapter(NoPreparation, ResultIsTheStream):
     def summarize_stream_manager(stream: Any) -> tuple[ResponseSummary, bool]:
         """The summary of a `MessageStream`, whose snapshot the SDK keeps up to date, and whether it
         saw the final usage."""
-        snapshot = stream._current_snapshot_or_none()
+        # The public property asserts that a snapshot exists (anthropic 2 added a private
+        # `_current_snapshot_or_none`; earlier releases have only the property).
+        try:
+            snapshot = stream.current_message_snapshot
+        except AssertionError:
+            return ResponseSummary(), False
         if snapshot is None:
             return ResponseSummary(), False
         summary = message_summary(snapshot)
