@@ -85,7 +85,8 @@ GEN_AI_USAGE_VIDEO_INPUT_TOKENS: Final = "gen_ai.usage.video.input_tokens"
 CURRENCY: Final = "USD"
 
 # Set in the context while the provider's SDK runs our call, so that a GenAI span that another
-# instrumentation (or the Anthropic SDK itself) starts inside it is known to be the same call.
+# instrumentation (or the Anthropic SDK itself) starts inside it is known to be the same call. Its
+# value is the `LLMCall`, for what the SDK's HTTP layer sees of the call (a gateway's cost header).
 CALL_IN_PROGRESS_KEY: Final = otel_context.create_key("tokenbudget-call-in-progress")
 
 
@@ -250,6 +251,7 @@ class LLMCall:
         "_ended",
         "_runtime",
         "_start",
+        "gateway_cost",
         "request",
         "span",
     )
@@ -261,6 +263,8 @@ class LLMCall:
         self.request = request
         self._attribution = call_attribution(runtime.settings.baggage_attribution, context)
         self._ended = False
+        self.gateway_cost: Decimal | None = None
+        """What a gateway's response header said the call cost (`providers.gateway_cost`)."""
         # Budgets first: a refused call must not send a request, nor leave a span behind.
         guard = runtime.guard
         self._admission = guard.admit(request, self._attribution) if guard is not None else None
@@ -276,7 +280,7 @@ class LLMCall:
         """Make the call's span current while the SDK sends the request (`context`: the caller's,
         the current one when None)."""
         in_call = trace.set_span_in_context(
-            self.span, otel_context.set_value(CALL_IN_PROGRESS_KEY, True, context)
+            self.span, otel_context.set_value(CALL_IN_PROGRESS_KEY, self, context)
         )
         return otel_context.attach(in_call)
 
@@ -358,6 +362,8 @@ class LLMCall:
         runtime = self._runtime
         request = self.request
         provider_cost = summary.provider_cost
+        if provider_cost is None:
+            provider_cost = self.gateway_cost
         if provider_cost is not None:
             if provider_cost.is_finite() and provider_cost >= 0:
                 amount = float(provider_cost)

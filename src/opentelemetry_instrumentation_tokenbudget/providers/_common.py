@@ -5,17 +5,22 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-from ..pricing.endpoints import Endpoint, classify
+from ..pricing.endpoints import Endpoint, RouteKind, classify
 from ..prompt_prefix import PREFIX_CHARACTERS
 from ..usage import tokens_for_characters
+from .gateway_cost import watch_gateway_cost
 
 # Per client: the URL object it had, the settings it was classified under, and the answer. Weak, so
 # that clients the application drops are not kept alive; the identity checks notice a new base URL.
 _endpoints: weakref.WeakKeyDictionary[Any, tuple[object, str, Mapping[str, str], Endpoint]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+# Hosts that the price data does not name, where a gateway that reports costs may sit.
+_GATEWAY_KINDS: Final = frozenset({RouteKind.UNKNOWN_HOST, RouteKind.LOCAL_ADDRESS})
 
 
 def endpoint_of(client: Any, url: object, default_provider: str, overrides: Mapping[str, str]) -> Endpoint:
@@ -31,6 +36,8 @@ def endpoint_of(client: Any, url: object, default_provider: str, overrides: Mapp
     if cached is not None and cached[0] is url and cached[1] == default_provider and cached[2] is overrides:
         return cached[3]
     endpoint = classify(str(url), default_provider, tuple(overrides.items()))
+    if endpoint.route.kind in _GATEWAY_KINDS:
+        watch_gateway_cost(client)
     with contextlib.suppress(TypeError):
         _endpoints[client] = (url, default_provider, overrides, endpoint)
     return endpoint
