@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from google import genai
 from google.genai import errors, types
+from genai_prices import Usage, calc_price
 from google.oauth2.credentials import Credentials
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError
@@ -243,3 +244,91 @@ def test_stream_left_early_still_ends_its_call_estimated(instrumented: Any, tele
     assert attributes["gen_ai.usage.input_tokens"] == 32
     assert attributes["gen_ai.usage.output_tokens"] == 262
     assert attributes["tokenbudget.cost.estimated"] is True
+
+
+def _answer(body: dict[str, Any]) -> genai.Client:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=body)
+
+    http_options = types.HttpOptions(httpx_client=httpx2.Client(transport=httpx2.MockTransport(handle)))
+    return genai.Client(api_key="test", http_options=http_options)
+
+
+def test_audio_input_and_google_search_grounding_are_priced_at_their_own_rates(
+    instrumented: Any, telemetry: Telemetry
+) -> None:
+    # A voice question answered with Google Search: 900 of the 1,000 prompt tokens are audio.
+    body = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "ok"}], "role": "model"},
+                "finishReason": "STOP",
+                "groundingMetadata": {"webSearchQueries": ["weather paris", "paris forecast"]},
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 1000,
+            "candidatesTokenCount": 200,
+            "totalTokenCount": 1200,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 100},
+                {"modality": "AUDIO", "tokenCount": 900},
+            ],
+            "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 200}],
+        },
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "r1",
+    }
+    _answer(body).models.generate_content(model="gemini-2.5-flash", contents="(audio)")
+
+    attributes = telemetry.only_span().attributes
+    assert attributes["gen_ai.usage.input_tokens"] == 1000
+    assert attributes["gen_ai.usage.audio.input_tokens"] == 900
+    assert attributes["tokenbudget.usage.web_searches"] == 1
+    # Text 100 x 0.30 + audio 900 x 1.00 + output 200 x 2.50 per million, and one grounded prompt at
+    # $35 per thousand: 30 + 900 + 500 + 35,000 microdollars.
+    assert attributes["gen_ai.usage.cost.amount"] == 0.03643
+    expected = calc_price(
+        Usage(input_tokens=1000, input_audio_tokens=900, output_tokens=200, web_searches=1),
+        "gemini-2.5-flash",
+        provider_id="google",
+    )
+    assert float(expected.total_price) == 0.03643
+
+
+def test_a_stream_grounded_in_its_last_chunk_counts_one_search(
+    instrumented: Any, telemetry: Telemetry
+) -> None:
+    first = {
+        "candidates": [{"content": {"parts": [{"text": "o"}], "role": "model"}}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1, "totalTokenCount": 11},
+        "modelVersion": "gemini-2.5-flash",
+    }
+    last = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "k"}], "role": "model"},
+                "finishReason": "STOP",
+                "groundingMetadata": {"webSearchQueries": ["q"]},
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 2, "totalTokenCount": 12},
+        "modelVersion": "gemini-2.5-flash",
+    }
+    lines = "".join(f"data: {json.dumps(chunk)}\r\n\r\n" for chunk in (first, last))
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=lines, headers={"content-type": "text/event-stream"})
+
+    http_options = types.HttpOptions(httpx_client=httpx2.Client(transport=httpx2.MockTransport(handle)))
+    client = genai.Client(api_key="test", http_options=http_options)
+    text = "".join(
+        chunk.text or ""
+        for chunk in client.models.generate_content_stream(model="gemini-2.5-flash", contents="q")
+    )
+
+    assert text == "ok"
+    attributes = telemetry.only_span().attributes
+    assert attributes["tokenbudget.usage.web_searches"] == 1
+    # 10 x 0.30 + 2 x 2.50 per million + $0.035: 3 + 5 + 35,000 microdollars.
+    assert attributes["gen_ai.usage.cost.amount"] == 0.035008

@@ -35,6 +35,7 @@ _VERTEX_AI = GenAiProviderNameValues.GCP_VERTEX_AI.value
 _CHAT = GenAiOperationNameValues.GENERATE_CONTENT.value
 _EMBEDDINGS = GenAiOperationNameValues.EMBEDDINGS.value
 _MODULE = "google.genai.models"
+_AUDIO, _IMAGE, _VIDEO = "AUDIO", "IMAGE", "VIDEO"  # google.genai.types.MediaModality values
 
 
 def _model_name(model: str) -> str:
@@ -62,16 +63,47 @@ def _config_value(config: Any, name: str) -> Any:
     return getattr(config, name, None)
 
 
+def _by_modality(details: Any) -> dict[str, int]:
+    """A `ModalityTokenCount` list as {"AUDIO": n, "IMAGE": n, ...}."""
+    counts: dict[str, int] = {}
+    for item in details or ():
+        modality = item.modality
+        name = str(getattr(modality, "value", modality))
+        counts[name] = counts.get(name, 0) + (item.token_count or 0)
+    return counts
+
+
 def _usage(metadata: Any) -> TokenUsage | None:
     if metadata is None or metadata.prompt_token_count is None:
         return None  # Vertex's middle stream chunks carry only `trafficType`
     thoughts = metadata.thoughts_token_count or 0
+    # Audio, images and video are inside the prompt's and the candidates' counts, with prices of
+    # their own (gemini-2.5-flash: audio input 1.00 against 0.30 for text, per million).
+    prompt = _by_modality(metadata.prompt_tokens_details)
+    cached = _by_modality(metadata.cache_tokens_details)
+    candidates = _by_modality(metadata.candidates_tokens_details)
     return TokenUsage(
         input_tokens=metadata.prompt_token_count + (metadata.tool_use_prompt_token_count or 0),
         output_tokens=(metadata.candidates_token_count or 0) + thoughts,
         cache_read_tokens=metadata.cached_content_token_count or 0,
         reasoning_tokens=thoughts,
+        input_audio_tokens=prompt.get(_AUDIO, 0),
+        input_image_tokens=prompt.get(_IMAGE, 0),
+        input_video_tokens=prompt.get(_VIDEO, 0),
+        cache_audio_read_tokens=cached.get(_AUDIO, 0),
+        output_audio_tokens=candidates.get(_AUDIO, 0),
+        output_image_tokens=candidates.get(_IMAGE, 0),
     )
+
+
+def _grounded(candidates: Any) -> bool:
+    """Whether Google Search grounded the answer: Gemini 2.x bills each grounded prompt (the price
+    data's web searches), whatever the number of queries it ran."""
+    for candidate in candidates or ():
+        metadata = candidate.grounding_metadata
+        if metadata is not None and metadata.web_search_queries:
+            return True
+    return False
 
 
 def _finish_reasons(candidates: Any) -> tuple[str, ...]:
@@ -84,8 +116,11 @@ def _finish_reasons(candidates: Any) -> tuple[str, ...]:
 
 
 def _summary(response: Any) -> ResponseSummary:
+    usage = _usage(response.usage_metadata)
+    if usage is not None and _grounded(response.candidates):
+        usage.web_searches = 1
     return ResponseSummary(
-        usage=_usage(response.usage_metadata),
+        usage=usage,
         response_model=response.model_version,
         response_id=response.response_id,
         finish_reasons=_finish_reasons(response.candidates),
@@ -135,7 +170,15 @@ class GenerateContentAdapter(_GoogleRequests):
 class ContentChunks:
     """`GenerateContentResponse` chunks: the usage of the last chunk that has any is the call's."""
 
-    __slots__ = ("_finish_reasons", "_id", "_model", "_usage", "_usage_final", "output_characters")
+    __slots__ = (
+        "_finish_reasons",
+        "_grounded",
+        "_id",
+        "_model",
+        "_usage",
+        "_usage_final",
+        "output_characters",
+    )
 
     def __init__(self) -> None:
         self.output_characters = 0
@@ -144,6 +187,7 @@ class ContentChunks:
         self._usage: TokenUsage | None = None
         self._usage_final = False
         self._finish_reasons: tuple[str, ...] = ()
+        self._grounded = False
 
     def on_item(self, chunk: Any) -> bool:
         candidates = chunk.candidates
@@ -156,6 +200,8 @@ class ContentChunks:
             reasons = _finish_reasons(candidates)
             if reasons:
                 self._finish_reasons = reasons
+            if not self._grounded:
+                self._grounded = _grounded(candidates)
         usage = _usage(chunk.usage_metadata)
         if usage is not None:
             self._usage = usage
@@ -165,8 +211,11 @@ class ContentChunks:
         return False
 
     def summary(self) -> ResponseSummary:
+        usage = self._usage
+        if usage is not None and self._grounded:
+            usage.web_searches = 1
         return ResponseSummary(
-            usage=self._usage,
+            usage=usage,
             response_model=self._model,
             response_id=self._id,
             finish_reasons=self._finish_reasons,
