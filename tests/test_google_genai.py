@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from genai_prices import Usage, calc_price
 from google import genai
 from google.genai import errors, types
-from genai_prices import Usage, calc_price
 from google.oauth2.credentials import Credentials
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError
