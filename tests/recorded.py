@@ -1,6 +1,7 @@
 """Replays recorded provider exchanges (vcrpy cassettes in tests/cassettes/) to the real SDKs.
 
-The SDK under test sends its real request through an `httpx2.MockTransport`; the transport answers
+The SDK under test sends its real request through an `httpx2.MockTransport` (or `httpx.MockTransport`
+for the SDKs built on httpx: groq, mistralai, ollama, cohere); the transport answers
 with the next recorded response for that method and path, exactly as the provider sent it (gzip
 bodies included). A request the cassette does not hold fails the test loudly.
 """
@@ -8,6 +9,7 @@ bodies included). A request the cassette does not hold fails the test loudly.
 from __future__ import annotations
 
 import json
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,9 @@ class Cassette:
             self._pending.setdefault(key, deque()).append(interaction["response"])
             self.recorded_requests.append(request)
 
-    def handle(self, request: httpx2.Request) -> httpx2.Response:
+    def handle(self, request: Any) -> Any:
+        """Answers an `httpx2.Request` with an `httpx2.Response`, an `httpx.Request` with an
+        `httpx.Response`."""
         key = (request.method, request.url.path)
         queue = self._pending.get(key)
         if not queue:
@@ -54,9 +58,10 @@ class Cassette:
             if name.lower() not in _DROPPED_HEADERS
             for value in values
         ]
-        return httpx2.Response(recorded["status"]["code"], headers=headers, content=content)
+        flavour = sys.modules[type(request).__module__.partition(".")[0]]
+        return flavour.Response(recorded["status"]["code"], headers=headers, content=content)
 
-    async def handle_async(self, request: httpx2.Request) -> httpx2.Response:
+    async def handle_async(self, request: Any) -> Any:
         await request.aread()
         return self.handle(request)
 

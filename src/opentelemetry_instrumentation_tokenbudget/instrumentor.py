@@ -25,6 +25,7 @@ from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
 from .providers import bedrock as bedrock_provider
 from .providers import google_genai as google_genai_provider
+from .providers import groq as groq_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
@@ -43,6 +44,7 @@ _PROVIDER_PACKAGES = {
     "anthropic": anthropic_provider.targets,
     "google.genai": google_genai_provider.targets,
     "botocore": bedrock_provider.targets,
+    "groq": groq_provider.targets,
 }
 
 

@@ -10,4 +10,5 @@ _instruments_any: tuple[str, ...] = (
     "anthropic >= 0.40",
     "google-genai >= 1.0",
     "botocore >= 1.34.116",
+    "groq >= 0.11",
 )
