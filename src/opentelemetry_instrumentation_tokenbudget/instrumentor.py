@@ -26,6 +26,7 @@ from .providers import anthropic as anthropic_provider
 from .providers import bedrock as bedrock_provider
 from .providers import google_genai as google_genai_provider
 from .providers import groq as groq_provider
+from .providers import mistral as mistral_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
@@ -45,6 +46,7 @@ _PROVIDER_PACKAGES = {
     "google.genai": google_genai_provider.targets,
     "botocore": bedrock_provider.targets,
     "groq": groq_provider.targets,
+    "mistralai": mistral_provider.targets,
 }
 
 

@@ -11,4 +11,5 @@ _instruments_any: tuple[str, ...] = (
     "google-genai >= 1.0",
     "botocore >= 1.34.116",
     "groq >= 0.11",
+    "mistralai >= 2.9.4",
 )
