@@ -42,7 +42,20 @@ OPENAI_CHAT = "openai chat"
 OPENAI_CHAT_STREAM = f"openai chat stream ({STREAM_CHUNKS} chunks)"
 ANTHROPIC_MESSAGES = "anthropic messages"
 ANTHROPIC_MESSAGES_STREAM = f"anthropic messages stream ({STREAM_CHUNKS} events)"
-SCENARIOS = (OPENAI_CHAT, OPENAI_CHAT_STREAM, ANTHROPIC_MESSAGES, ANTHROPIC_MESSAGES_STREAM)
+GEMINI_MODEL = "gemini-2.5-flash"
+BEDROCK_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+GEMINI_GENERATE = "gemini generate_content"
+GEMINI_GENERATE_STREAM = f"gemini generate_content stream ({STREAM_CHUNKS} chunks)"
+BEDROCK_CONVERSE = "bedrock converse"
+SCENARIOS = (
+    OPENAI_CHAT,
+    OPENAI_CHAT_STREAM,
+    ANTHROPIC_MESSAGES,
+    ANTHROPIC_MESSAGES_STREAM,
+    GEMINI_GENERATE,
+    GEMINI_GENERATE_STREAM,
+    BEDROCK_CONVERSE,
+)
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 PROMPT_TOKENS_OLD = "gen_ai.usage.prompt_tokens"
@@ -180,6 +193,101 @@ def anthropic_client() -> anthropic.Anthropic:
     return anthropic.Anthropic(api_key="k", http_client=http, max_retries=0)
 
 
+def gemini_body(output_tokens: int = 5, text: str = "This is a test.", finish: bool = True) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = "STOP"
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": 12 + output_tokens,
+        },
+        "modelVersion": GEMINI_MODEL,
+        "responseId": "r-1",
+    }
+
+
+def gemini_stream_body() -> bytes:
+    # As the Gemini API streams: every chunk repeats the running usage.
+    chunks = [
+        gemini_body(index + 1, f"w{index} ", finish=index == STREAM_CHUNKS - 1)
+        for index in range(STREAM_CHUNKS)
+    ]
+    return "".join(f"data: {json.dumps(chunk)}\r\n\r\n" for chunk in chunks).encode()
+
+
+def gemini_scenarios() -> dict[str, Callable[[], Any]]:
+    """The google-genai SDK over an in-process transport; none where the SDK is not installed (a
+    peer's environment)."""
+    try:
+        from google import genai
+        from google.genai import types
+    except ImportError:
+        return {}
+    plain, stream = json.dumps(gemini_body()).encode(), gemini_stream_body()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if "streamGenerateContent" in request.url.path:
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
+        return httpx2.Response(200, headers={"content-type": "application/json"}, content=plain)
+
+    options = types.HttpOptions(httpx_client=httpx2.Client(transport=httpx2.MockTransport(handle)))
+    client = genai.Client(api_key="k", http_options=options)
+
+    def generate() -> Any:
+        return client.models.generate_content(model=GEMINI_MODEL, contents="Say this is a test")
+
+    def generate_stream() -> Any:
+        for _ in client.models.generate_content_stream(model=GEMINI_MODEL, contents="Say this is a test"):
+            pass
+
+    return {GEMINI_GENERATE: generate, GEMINI_GENERATE_STREAM: generate_stream}
+
+
+class _Body:
+    """What botocore reads a response body from."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Any:
+        yield self._content
+
+
+def bedrock_scenarios() -> dict[str, Callable[[], Any]]:
+    """boto3's bedrock-runtime client answered in process by a `before-send` handler (botocore's own
+    hook for it: the request is signed and the response parsed as from the network)."""
+    try:
+        import boto3
+        from botocore.awsrequest import AWSResponse
+    except ImportError:
+        return {}
+    body = json.dumps(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": "This is a test."}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 12, "outputTokens": 5, "totalTokens": 17},
+            "metrics": {"latencyMs": 100},
+        }
+    ).encode()
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="k"
+    )
+
+    def answer(request: Any, **_: Any) -> Any:
+        return AWSResponse(request.url, 200, {"content-type": "application/json"}, _Body(body))
+
+    client.meta.events.register("before-send.bedrock-runtime.Converse", answer)
+    messages = [{"role": "user", "content": [{"text": "Say this is a test"}]}]
+
+    def converse() -> Any:
+        return client.converse(modelId=BEDROCK_MODEL, messages=messages)
+
+    return {BEDROCK_CONVERSE: converse}
+
+
 def scenarios() -> dict[str, Callable[[], Any]]:
     oai = openai_client()
     anth = anthropic_client()
@@ -203,6 +311,8 @@ def scenarios() -> dict[str, Callable[[], Any]]:
         OPENAI_CHAT_STREAM: openai_chat_stream,
         ANTHROPIC_MESSAGES: anthropic_messages,
         ANTHROPIC_MESSAGES_STREAM: anthropic_messages_stream,
+        **gemini_scenarios(),
+        **bedrock_scenarios(),
     }
 
 
@@ -322,6 +432,24 @@ class SdkFloor:
     _TARGETS = (
         ("openai.resources.chat.completions.completions", "Completions.create", "openai", "api.openai.com"),
         ("anthropic.resources.messages.messages", "Messages.create", "anthropic", "api.anthropic.com"),
+        (
+            "google.genai.models",
+            "Models._generate_content",
+            "gcp.gemini",
+            "generativelanguage.googleapis.com",
+        ),
+        (
+            "google.genai.models",
+            "Models._generate_content_stream",
+            "gcp.gemini",
+            "generativelanguage.googleapis.com",
+        ),
+        (
+            "botocore.client",
+            "BaseClient._make_api_call",
+            "aws.bedrock",
+            "bedrock-runtime.us-east-1.amazonaws.com",
+        ),
     )
 
     def __init__(self) -> None:
@@ -340,7 +468,10 @@ class SdkFloor:
             meter.create_histogram("gen_ai.client.operation.cost", unit="{cost}"),
         )
         for module_name, method, provider, address in self._TARGETS:
-            module = importlib.import_module(module_name)
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:  # an SDK that this environment lacks: its scenarios are not run
+                continue
             wrapt.wrap_function_wrapper(
                 module, method, _floor_wrapper(tracer, instruments, provider, address)
             )
