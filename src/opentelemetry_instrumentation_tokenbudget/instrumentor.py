@@ -27,6 +27,7 @@ from .providers import bedrock as bedrock_provider
 from .providers import google_genai as google_genai_provider
 from .providers import groq as groq_provider
 from .providers import mistral as mistral_provider
+from .providers import ollama as ollama_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
 from .stream_managers import stream_manager_wrapper
@@ -47,6 +48,7 @@ _PROVIDER_PACKAGES = {
     "botocore": bedrock_provider.targets,
     "groq": groq_provider.targets,
     "mistralai": mistral_provider.targets,
+    "ollama": ollama_provider.targets,
 }
 
 

@@ -12,4 +12,5 @@ _instruments_any: tuple[str, ...] = (
     "botocore >= 1.34.116",
     "groq >= 0.11",
     "mistralai >= 2.9.4",
+    "ollama >= 0.4",
 )
