@@ -18,6 +18,7 @@ import pytest
 ollama = pytest.importorskip("ollama")
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError  # noqa: E402
+from opentelemetry_instrumentation_tokenbudget.testing import FakeProviderServer, prompt_tokens  # noqa: E402
 from tests.conftest import Telemetry  # noqa: E402
 from tests.recorded import Cassette  # noqa: E402
 
@@ -256,3 +257,28 @@ def test_hard_budget_refuses_before_the_request_leaves(instrument: Any, telemetr
 
     assert refused.value.estimate_usd == Decimal("0.0000209")
     assert cassette.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_through_the_fake_provider_over_http(instrumented: Any, telemetry: Telemetry, stream: bool) -> None:
+    question = "In two sentences, why do token budgets matter?"
+    with FakeProviderServer() as server:
+        client = ollama.Client(host=server.base_url.replace("127.0.0.1", "localhost"))
+        parts = call_with(
+            client, stream, model="llama3.1:8b", messages=[{"role": "user", "content": question}]
+        )
+
+    assert parts[-1].done is True
+    text = "".join(part.message.content for part in parts)
+    attributes = telemetry.only_span().attributes
+    # The fake's counts: one message of 3 + ceil(47 / 4) = 15 tokens; one token per word shown.
+    assert tokens(attributes) == (15, len(text.split()))
+    assert tokens(attributes) == (prompt_tokens([question]), 12)
+    assert attributes["gen_ai.provider.name"] == "ollama"
+    assert attributes["gen_ai.usage.cost.amount"] == 0.0
+    assert attributes["tokenbudget.price.source"] == "local_model"
+
+
+def call_with(client: Any, stream: bool, **kwargs: Any) -> list[Any]:
+    result = client.chat(stream=stream, **kwargs)
+    return list(result) if stream else [result]

@@ -1,5 +1,5 @@
-"""The demo: real OpenAI, Anthropic, Gemini and Bedrock SDK calls, instrumented, against the bundled
-fake provider.
+"""The demo: real OpenAI, Anthropic, Gemini, Bedrock and Ollama SDK calls, instrumented, against the
+bundled fake provider.
 
 No API key and no network: `testing.fake_server` answers on 127.0.0.1 the way the APIs do (same
 JSON, same streams, same usage blocks), with token counts of its own making. Prices are the real
@@ -128,6 +128,22 @@ def _gemini_and_bedrock_calls(gemini_client: Any, bedrock_client: Any) -> list[t
     ]
 
 
+def _ollama_calls(server: FakeProviderServer) -> list[tuple[str, Callable[[], Any]]]:
+    """Ollama's own SDK (not its OpenAI-compatible endpoint): a local model, free."""
+    import ollama
+
+    # localhost: the demo names 127.0.0.1 on this port Anthropic's (base_url_providers, a prefix).
+    client = ollama.Client(host=server.base_url.replace("127.0.0.1", "localhost"))
+
+    def chat_stream() -> Any:
+        stream = client.chat(
+            model="llama3.1:8b", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+        return "".join(part.message.content or "" for part in stream)
+
+    return [("ollama chat (native SDK), streamed", chat_stream)]
+
+
 def _gemini_client(server: FakeProviderServer) -> Any:
     from google import genai
     from google.genai import types
@@ -247,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _openai_calls(openai_client, local_client)
                 + _anthropic_calls(anthropic_client)
                 + _gemini_and_bedrock_calls(_gemini_client(server), _bedrock_client(server))
+                + _ollama_calls(server)
             )
             for index, (_, call) in enumerate(calls):
                 user = f"u-{index % 3}"

@@ -22,6 +22,7 @@ CREATED = 1_760_000_000
 
 JSON_CONTENT_TYPE = "application/json"
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
 
 @dataclass(frozen=True)

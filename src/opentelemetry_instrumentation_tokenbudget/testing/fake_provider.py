@@ -1,10 +1,11 @@
-"""A local stand-in for the OpenAI, Anthropic, Gemini and Bedrock HTTP APIs: one function from
-request to response.
+"""A local stand-in for the OpenAI, Anthropic, Gemini, Bedrock and Ollama HTTP APIs: one function
+from request to response.
 
 :class:`FakeProvider` keeps the little state a provider has (its prompt caches, and the requests it was
-sent), routes each request to the fake OpenAI, Anthropic, Gemini or Bedrock API by path
+sent), routes each request to the fake OpenAI, Anthropic, Gemini, Bedrock or Ollama API by path
 (``/v1/messages...`` is Anthropic's, ``.../models/{model}:method`` Gemini's, ``/model/{id}/...``
-Bedrock's), and fails on purpose for a few model names (OpenAI and Anthropic):
+Bedrock's, ``/api/chat`` and ``/api/generate`` Ollama's), and fails on purpose for a few model names
+(OpenAI and Anthropic):
 
 - ``fail-429``: 429 with the provider's rate-limit error body and ``retry-after`` (``"0"`` by default);
 - ``fail-500``: 500 with the provider's server error body;
@@ -26,7 +27,7 @@ from typing import Any
 
 import httpx2
 
-from . import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
+from . import fake_anthropic, fake_bedrock, fake_gemini, fake_ollama, fake_openai
 from .fake_bedrock import is_bedrock_path
 from .fake_gemini import is_gemini_path
 from .fake_http import Exchange, request_digest
@@ -90,6 +91,8 @@ class FakeProvider:
             return fake_gemini.handle(exchange)
         if parsed and is_bedrock_path(exchange.path):
             return fake_bedrock.handle(exchange)
+        if parsed and exchange.path in fake_ollama.OLLAMA_PATHS:
+            return fake_ollama.handle(exchange)
         anthropic = exchange.path.startswith(ANTHROPIC_PATH_PREFIX)
         if not parsed:
             return _bad_json(exchange, anthropic=anthropic)

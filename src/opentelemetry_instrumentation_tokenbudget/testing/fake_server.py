@@ -24,7 +24,7 @@ from types import TracebackType
 
 import httpx2
 
-from .fake_http import SSE_CONTENT_TYPE
+from .fake_http import NDJSON_CONTENT_TYPE, SSE_CONTENT_TYPE
 from .fake_provider import FakeProvider
 
 # Hop-by-hop headers belong to the connection between the client and this server, not to the request.
@@ -112,7 +112,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             response = provider.handle(self._request())
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                if response.headers.get("content-type") == SSE_CONTENT_TYPE:
+                if response.headers.get("content-type") in (SSE_CONTENT_TYPE, NDJSON_CONTENT_TYPE):
                     self._send_stream(response)
                 else:
                     self._send_whole(response)
