@@ -134,7 +134,9 @@ class _GoogleRequests(NoPreparation, ResultIsTheStream):
     def describe(self, instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> RequestInfo:
         api_client = instance._api_client
         vertex = bool(api_client.vertexai)
-        url = urlsplit(str(api_client._http_options.base_url or ""))
+        options = api_client._http_options  # a dict before google-genai 1.10, an HttpOptions after
+        base_url = options.get("base_url") if isinstance(options, Mapping) else options.base_url
+        url = urlsplit(str(base_url or ""))
         contents, config = kwargs.get("contents"), kwargs.get("config")
         return RequestInfo(
             provider=_VERTEX_AI if vertex else _GEMINI,
