@@ -118,6 +118,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.usage.billed_units": {
+            "type": "boolean",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.price.source": {
             "type": "enum",
             "members": (
@@ -868,6 +873,10 @@ REGISTRY: Final[Registry] = {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },
+                "tokenbudget.usage.billed_units": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
                 "tokenbudget.project": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
@@ -968,6 +977,10 @@ REGISTRY: Final[Registry] = {
                     "required_when": None,
                 },
                 "tokenbudget.usage.web_searches": {
+                    "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.usage.billed_units": {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },

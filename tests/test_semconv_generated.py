@@ -139,6 +139,7 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_COST_UNPRICED": "tokenbudget.cost.unpriced",
     "TOKENBUDGET_COST_UPSTREAM": "tokenbudget.cost.upstream",
     "TOKENBUDGET_USAGE_WEB_SEARCHES": "tokenbudget.usage.web_searches",
+    "TOKENBUDGET_USAGE_BILLED_UNITS": "tokenbudget.usage.billed_units",
     "TOKENBUDGET_PROJECT": "tokenbudget.project",
     "TOKENBUDGET_FEATURE": "tokenbudget.feature",
     "TOKENBUDGET_TENANT": "tokenbudget.tenant",

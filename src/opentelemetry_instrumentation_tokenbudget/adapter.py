@@ -91,6 +91,10 @@ class ResponseSummary:
     service_tier: str | None = None
     """The tier the provider says it served the call in (OpenAI's ``flex``, ``priority``): prices
     depend on it."""
+    usage_is_billed_units: bool = False
+    """`usage` holds the units the provider bills, not the tokens the model processed (Cohere's
+    `billed_units`, beside `tokens` that count its prompt template too): priced as they are, and
+    said so on the span."""
 
 
 class StreamAccumulator(Protocol):

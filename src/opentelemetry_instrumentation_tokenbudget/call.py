@@ -59,6 +59,7 @@ from .semconv import (
     TOKENBUDGET_PRICE_SOURCE,
     TOKENBUDGET_PRICE_VERSION,
     TOKENBUDGET_PROMPT_PREFIX_HASH,
+    TOKENBUDGET_USAGE_BILLED_UNITS,
     TOKENBUDGET_USAGE_WEB_SEARCHES,
     GenAiUsageCostSourceValues,
 )
@@ -335,6 +336,8 @@ class LLMCall:
         cost: Decimal | None = None
         if usage is not None:
             _add_usage_attributes(span_attributes, usage)
+            if summary.usage_is_billed_units:
+                span_attributes[TOKENBUDGET_USAGE_BILLED_UNITS] = True
             token_usage = instruments.token_usage
             token_usage.record(usage.input_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _INPUT})
             token_usage.record(usage.output_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _OUTPUT})

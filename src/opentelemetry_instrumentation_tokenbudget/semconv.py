@@ -73,6 +73,11 @@ TOKENBUDGET_USAGE_WEB_SEARCHES: Final = "tokenbudget.usage.web_searches"
 output items, Anthropic's `usage.server_tool_use.web_search_requests`).
 """
 
+TOKENBUDGET_USAGE_BILLED_UNITS: Final = "tokenbudget.usage.billed_units"
+"""Indicates that the call's token counts are the units the provider bills, which differ from the
+tokens the model processed.
+"""
+
 # Attributes `tokenbudget.price.*`
 
 TOKENBUDGET_PRICE_SOURCE: Final = "tokenbudget.price.source"
