@@ -24,6 +24,7 @@ from .package import _instruments, _instruments_any
 from .pricing import PriceBook
 from .providers import anthropic as anthropic_provider
 from .providers import bedrock as bedrock_provider
+from .providers import cohere as cohere_provider
 from .providers import google_genai as google_genai_provider
 from .providers import groq as groq_provider
 from .providers import mistral as mistral_provider
@@ -49,6 +50,7 @@ _PROVIDER_PACKAGES = {
     "groq": groq_provider.targets,
     "mistralai": mistral_provider.targets,
     "ollama": ollama_provider.targets,
+    "cohere": cohere_provider.targets,
 }
 
 

@@ -13,4 +13,5 @@ _instruments_any: tuple[str, ...] = (
     "groq >= 0.11",
     "mistralai >= 2.9.4",
     "ollama >= 0.4",
+    "cohere >= 5.17",
 )
