@@ -47,6 +47,9 @@ BEDROCK_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 GEMINI_GENERATE = "gemini generate_content"
 GEMINI_GENERATE_STREAM = f"gemini generate_content stream ({STREAM_CHUNKS} chunks)"
 BEDROCK_CONVERSE = "bedrock converse"
+GROQ_MODEL = "llama-3.1-8b-instant"
+GROQ_CHAT = "groq chat"
+GROQ_CHAT_STREAM = f"groq chat stream ({STREAM_CHUNKS} chunks)"
 SCENARIOS = (
     OPENAI_CHAT,
     OPENAI_CHAT_STREAM,
@@ -55,6 +58,8 @@ SCENARIOS = (
     GEMINI_GENERATE,
     GEMINI_GENERATE_STREAM,
     BEDROCK_CONVERSE,
+    GROQ_CHAT,
+    GROQ_CHAT_STREAM,
 )
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -288,6 +293,83 @@ def bedrock_scenarios() -> dict[str, Callable[[], Any]]:
     return {BEDROCK_CONVERSE: converse}
 
 
+def groq_body() -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": GROQ_MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "This is a test."},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        "x_groq": {"id": "req_1"},
+    }
+
+
+def groq_stream_body() -> bytes:
+    # As Groq streams: the usage only in the last chunk, under x_groq.
+    events = []
+    for index in range(STREAM_CHUNKS):
+        last = index == STREAM_CHUNKS - 1
+        chunk: dict[str, Any] = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": GROQ_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {} if last else {"content": f"w{index} "},
+                    "logprobs": None,
+                    "finish_reason": "stop" if last else None,
+                }
+            ],
+        }
+        if last:
+            chunk["x_groq"] = {
+                "id": "req_1",
+                "usage": {"prompt_tokens": 12, "completion_tokens": 199, "total_tokens": 211},
+            }
+        events.append(f"data: {json.dumps(chunk)}\n\n")
+    events.append("data: [DONE]\n\n")
+    return "".join(events).encode()
+
+
+def groq_scenarios() -> dict[str, Callable[[], Any]]:
+    """The groq SDK (built on httpx, not httpx2) over an in-process transport; none where it is not
+    installed (a peer's environment)."""
+    try:
+        import groq
+        import httpx
+    except ImportError:
+        return {}
+    plain, stream = json.dumps(groq_body()).encode(), groq_stream_body()
+
+    def handle(request: Any) -> Any:
+        if b'"stream":true' in request.content:
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
+        return httpx.Response(200, headers={"content-type": "application/json"}, content=plain)
+
+    client = groq.Groq(
+        api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(handle)), max_retries=0
+    )
+
+    def chat() -> Any:
+        return client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES)
+
+    def chat_stream() -> Any:
+        for _ in client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES, stream=True):
+            pass
+
+    return {GROQ_CHAT: chat, GROQ_CHAT_STREAM: chat_stream}
+
+
 def scenarios() -> dict[str, Callable[[], Any]]:
     oai = openai_client()
     anth = anthropic_client()
@@ -313,6 +395,7 @@ def scenarios() -> dict[str, Callable[[], Any]]:
         ANTHROPIC_MESSAGES_STREAM: anthropic_messages_stream,
         **gemini_scenarios(),
         **bedrock_scenarios(),
+        **groq_scenarios(),
     }
 
 
@@ -450,6 +533,7 @@ class SdkFloor:
             "aws.bedrock",
             "bedrock-runtime.us-east-1.amazonaws.com",
         ),
+        ("groq.resources.chat.completions", "Completions.create", "groq", "api.groq.com"),
     )
 
     def __init__(self) -> None:
