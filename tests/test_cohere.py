@@ -14,10 +14,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 cohere = pytest.importorskip("cohere")
+
+# The SDK brings httpx (ours is httpx2): an environment without the SDK may lack it.
+import httpx  # noqa: E402
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError  # noqa: E402
 from tests.conftest import Telemetry  # noqa: E402

@@ -12,10 +12,12 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 groq = pytest.importorskip("groq")
+
+# The SDK brings httpx (ours is httpx2): an environment without the SDK may lack it.
+import httpx  # noqa: E402
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError  # noqa: E402
 from tests.conftest import Telemetry  # noqa: E402
@@ -233,3 +235,14 @@ def test_budget_reserves_then_refuses_the_call_that_would_pass_it(
     assert len(cassette.requests) == 1
     assert refused.value.spent_usd == Decimal("0.00000434")
     assert refused.value.estimate_usd == Decimal("0.00000445")
+
+
+def test_with_raw_response_is_counted_when_parsed(instrumented: Any, telemetry: Telemetry) -> None:
+    cassette = Cassette("groq/test_chat_legacy.yaml")
+
+    raw = groq_client(cassette).chat.completions.with_raw_response.create(model=LLAMA, messages=JOKE)
+
+    assert raw.parse().usage.completion_tokens == 43
+    attributes = telemetry.only_span().attributes
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (18, 43)
+    assert attributes["gen_ai.usage.cost.amount"] == 4.34e-06

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 pytest.importorskip("mistralai")
+
+# The SDK brings httpx (ours is httpx2): an environment without the SDK may lack it.
+import httpx
 
 try:  # 3.x
     from mistralai.client import Mistral, errors

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 ollama = pytest.importorskip("ollama")
+
+# The SDK brings httpx (ours is httpx2): an environment without the SDK may lack it.
+import httpx  # noqa: E402
 
 from opentelemetry_instrumentation_tokenbudget import Budget, BudgetExceededError  # noqa: E402
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProviderServer, prompt_tokens  # noqa: E402
