@@ -63,7 +63,8 @@ def _installed(package: str) -> bool:
 
 
 class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
-    """Records tokens and cost of every OpenAI and Anthropic call, and enforces budgets.
+    """Records tokens and cost of every call of the supported SDKs (OpenAI, Anthropic, Gemini, Bedrock,
+    Mistral, Cohere, Groq, Ollama), and enforces budgets.
 
     `instrument()` keyword arguments (all optional):
 
