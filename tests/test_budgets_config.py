@@ -30,7 +30,8 @@ ENV = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
 BUDGET_KEYS = "name, limit_usd, window, timezone, match, group_by, action, thresholds"
 TOP_LEVEL_KEYS = (
     "store, on_store_error, max_metric_groups, metric_attribution_keys, baggage_attribution,"
-    " inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers, budgets, prices, ledger"
+    " inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers, budgets, prices, ledger,"
+    " record_error_messages"
 )
 
 
@@ -288,7 +289,8 @@ def test_a_misspelt_keyword_argument_is_refused_by_name() -> None:
         "instrument(): unknown keyword arguments budget, stor; expected some of tracer_provider,"
         " meter_provider, prices, metric_attribution_keys, inject_stream_usage, anthropic_sdk_spans,"
         " base_url_providers, local_servers, baggage_attribution, budgets, store, on_store_error,"
-        " on_threshold, on_forecast, on_anomaly, clock, max_metric_groups, ledger"
+        " on_threshold, on_forecast, on_anomaly, clock, max_metric_groups, ledger,"
+        " record_error_messages"
     )
     assert not _patched()
 

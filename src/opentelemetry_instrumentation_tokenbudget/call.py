@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
@@ -32,6 +33,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GenAiTokenTypeValues,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -40,6 +42,7 @@ from .adapter import RequestInfo, ResponseSummary
 from .attribution import call_attribution
 from .config import Settings
 from .errors import BudgetExceededError
+from .limits import MAX_ATTRIBUTE_LENGTH, MAX_FINISH_REASONS, capped, capped_or_none
 from .metrics import CallInstruments, add_metric_attribution
 from .pricing import Cost, PriceBook
 from .prompt_prefix import prefix_hash
@@ -64,7 +67,7 @@ from .semconv import (
     GenAiUsageCostSourceValues,
 )
 from .unpriced import UnpricedWarnings
-from .usage import TokenUsage
+from .usage import TokenUsage, checked
 
 _logger = logging.getLogger(__name__)
 
@@ -225,6 +228,32 @@ def _add_modality_attributes(attributes: dict[str, AttributeValue], usage: Token
             attributes[name] = count
 
 
+def _bounded(summary: ResponseSummary) -> ResponseSummary:
+    """`summary` with the strings that the response chose cut to length, and any that are no
+    strings dropped: they go to span names' neighbours, metric series and price lookups."""
+    model, response_id, reasons = summary.response_model, summary.response_id, summary.finish_reasons
+    if (
+        (model is None or (type(model) is str and len(model) <= MAX_ATTRIBUTE_LENGTH))
+        and (response_id is None or (type(response_id) is str and len(response_id) <= MAX_ATTRIBUTE_LENGTH))
+        and (not reasons or _short_strings(reasons))
+    ):
+        return summary
+    return replace(
+        summary,
+        response_model=capped_or_none(model),
+        response_id=capped_or_none(response_id),
+        finish_reasons=tuple(
+            reason for reason in map(capped_or_none, reasons[:MAX_FINISH_REASONS]) if reason is not None
+        ),
+    )
+
+
+def _short_strings(values: tuple[str, ...]) -> bool:
+    return len(values) <= MAX_FINISH_REASONS and all(
+        type(value) is str and len(value) <= MAX_ATTRIBUTE_LENGTH for value in values
+    )
+
+
 def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost, total: float) -> None:
     attributes[GEN_AI_USAGE_COST_AMOUNT] = total
     attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
@@ -304,11 +333,38 @@ class LLMCall:
             return
         self._ended = True
         try:
-            self.span.set_status(Status(StatusCode.ERROR, str(error)))
-            self.span.set_attribute(ERROR_TYPE, type(error).__qualname__)
-            self._record(partial or ResponseSummary(), estimated=True, error=error)
+            try:
+                self._mark_failed(error)
+            finally:
+                self._record(partial or ResponseSummary(), estimated=True, error=error)
         finally:
             self._end_span()
+
+    def release_unsent(self) -> None:
+        """No request was sent (a stream manager never entered): the span ends with nothing recorded
+        and the reservation is released, not charged."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            guard = self._runtime.guard
+            if guard is not None:
+                guard.release(self._admission)
+        finally:
+            self._end_span()
+
+    def _mark_failed(self, error: BaseException) -> None:
+        """error.type and the HTTP status; the message only when asked (`record_error_messages`),
+        since providers echo the request, prompt included, in their error messages."""
+        attributes: dict[str, AttributeValue] = {ERROR_TYPE: type(error).__qualname__}
+        status_code = getattr(error, "status_code", None)
+        if type(status_code) is int:
+            attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
+        self.span.set_attributes(attributes)
+        if self._runtime.settings.record_error_messages:
+            self.span.set_status(Status(StatusCode.ERROR, str(error)))
+        else:
+            self.span.set_status(Status(StatusCode.ERROR))
 
     def _end_span(self) -> None:
         self.span.end()
@@ -317,8 +373,34 @@ class LLMCall:
             ledger.add(self.span)
 
     def _record(self, summary: ResponseSummary, *, estimated: bool, error: BaseException | None) -> None:
-        runtime = self._runtime
-        instruments = runtime.instruments
+        """Tokens, then cost, then the budget: each is done even if the one before it failed, and the
+        reservation is settled or released whatever happened."""
+        usage = summary.usage
+        cost: Decimal | None = None
+        try:
+            summary = _bounded(summary)
+            if usage is not None:
+                usage, invalid = checked(usage, self.request.estimate_input_tokens)
+                estimated = estimated or invalid
+            cost = self._record_telemetry(summary, usage, estimated=estimated, error=error)
+        finally:
+            guard = self._runtime.guard
+            if guard is not None:
+                if usage is None and error is not None:
+                    guard.release(self._admission)
+                else:
+                    guard.settle(self._admission, self.request, cost, self.span, usage)
+
+    def _record_telemetry(
+        self,
+        summary: ResponseSummary,
+        usage: TokenUsage | None,
+        *,
+        estimated: bool,
+        error: BaseException | None,
+    ) -> Decimal | None:
+        """The span's and the metrics' part of `_record`; the call's cost (None: unpriced)."""
+        instruments = self._runtime.instruments
         duration = time.perf_counter() - self._start
         metric_attributes = self._metric_attributes(summary, error)
         instruments.duration.record(duration, metric_attributes)
@@ -332,28 +414,40 @@ class LLMCall:
         if summary.finish_reasons:
             span_attributes[GEN_AI_RESPONSE_FINISH_REASONS] = summary.finish_reasons
 
-        usage = summary.usage
         cost: Decimal | None = None
         if usage is not None:
             _add_usage_attributes(span_attributes, usage)
             if summary.usage_is_billed_units:
                 span_attributes[TOKENBUDGET_USAGE_BILLED_UNITS] = True
+            if estimated:
+                span_attributes[TOKENBUDGET_COST_ESTIMATED] = True
             token_usage = instruments.token_usage
             token_usage.record(usage.input_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _INPUT})
             token_usage.record(usage.output_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _OUTPUT})
-            cost = self._cost(summary, usage, metric_attributes, span_attributes)
-            if estimated:
-                span_attributes[TOKENBUDGET_COST_ESTIMATED] = True
+            cost = self._priced(summary, usage, metric_attributes, span_attributes)
         if span_attributes:
             self.span.set_attributes(span_attributes)
+        return cost
 
-        guard = runtime.guard
-        if guard is None:
-            return
-        if usage is None and error is not None:
-            guard.release(self._admission)
-        else:
-            guard.settle(self._admission, self.request, cost, self.span, usage)
+    def _priced(
+        self,
+        summary: ResponseSummary,
+        usage: TokenUsage,
+        metric_attributes: Mapping[str, AttributeValue],
+        span_attributes: dict[str, AttributeValue],
+    ) -> Decimal | None:
+        """The cost, or None; a price that fails to apply leaves the call unpriced (flagged and
+        counted, as for a model without a price), its tokens recorded all the same."""
+        costed = dict(span_attributes)
+        try:
+            cost = self._cost(summary, usage, metric_attributes, costed)
+        except Exception:
+            _logger.debug("tokenbudget: could not price a call", exc_info=True)
+            span_attributes[TOKENBUDGET_COST_UNPRICED] = True
+            self._runtime.instruments.unpriced_calls.add(1, metric_attributes)
+            return None
+        span_attributes.update(costed)
+        return cost
 
     def _cost(
         self,
@@ -452,7 +546,11 @@ def new_call(
     """
     try:
         request = describe()
-        return LLMCall(runtime, request, context) if request is not None else None
+        if request is None:
+            return None
+        # The caller's model name goes into span names, metric series and the estimates' state.
+        request.model = capped(request.model)
+        return LLMCall(runtime, request, context)
     except BudgetExceededError:
         raise
     except Exception:

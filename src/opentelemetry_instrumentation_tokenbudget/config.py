@@ -27,6 +27,10 @@ class Settings:
     baggage_attribution: frozenset[str] = frozenset()
     """Attribution attributes read from received W3C baggage when `cost_attributes` does not set them."""
 
+    record_error_messages: bool = False
+    """Put a provider error's message in the span's status description. Off by default: providers echo
+    the request in their messages, prompt text included; error.type and the HTTP status are always set."""
+
     base_url_providers: Mapping[str, str] = field(default_factory=dict)
     """`gen_ai.provider.name` by base URL prefix, for gateways and servers we cannot recognise, e.g.
     ``{"http://gpu-box:9000/v1": "vllm", "https://llm-gateway.internal/openai": "openai"}``."""

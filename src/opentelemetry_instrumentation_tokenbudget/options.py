@@ -57,6 +57,7 @@ class Options:
     on_anomaly: Callable[[Any], object] | None = None
     ledger: str | None = None
     """`sqlite:///path[?retention_days=N]`: the spend ledger's file; None: no ledger (the default)."""
+    record_error_messages: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -67,6 +68,7 @@ class Options:
             anthropic_sdk_spans=self.anthropic_sdk_spans,
             base_url_providers=self.base_url_providers,
             baggage_attribution=self.baggage_attribution,
+            record_error_messages=self.record_error_messages,
         )
 
 
@@ -94,6 +96,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     metric_keys, where = pick("metric_attribution_keys", DEFAULT_METRIC_ATTRIBUTION_KEYS)
     inject, inject_where = pick("inject_stream_usage", True)
     sdk_spans, sdk_spans_where = pick("anthropic_sdk_spans", False)
+    error_messages, error_messages_where = pick("record_error_messages", False)
     base_urls, base_where = pick("base_url_providers", {})
     local_servers, local_where = pick("local_servers", ())
     baggage, baggage_where = pick("baggage_attribution", False)
@@ -124,6 +127,10 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         raise ConfigError(f"{inject_where}: inject_stream_usage={inject!r}: expected true or false")
     if not isinstance(sdk_spans, bool):
         raise ConfigError(f"{sdk_spans_where}: anthropic_sdk_spans={sdk_spans!r}: expected true or false")
+    if not isinstance(error_messages, bool):
+        raise ConfigError(
+            f"{error_messages_where}: record_error_messages={error_messages!r}: expected true or false"
+        )
     for name, callback in (
         ("on_threshold", on_threshold),
         ("on_forecast", on_forecast),
@@ -153,6 +160,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         on_forecast=on_forecast,
         on_anomaly=on_anomaly,
         ledger=ledger,
+        record_error_messages=error_messages,
     )
 
 
@@ -254,6 +262,7 @@ OPTION_NAMES: Final = (
     "clock",
     "max_metric_groups",
     "ledger",
+    "record_error_messages",
 )
 
 

@@ -42,6 +42,10 @@ class StreamManagerHooks:
         return False
 
     def on_end(self) -> None:
+        if self.stream is None:
+            # Never entered: no request was sent, so nothing was spent.
+            self._call.release_unsent()
+            return
         summary, complete = self._summary()
         self._call.end(summary, estimated=not complete)
 

@@ -15,7 +15,7 @@ from typing import Any
 from ._proxy import Ending, ObservedAsyncProxy, ObservedProxy, ProxyHooks
 from .adapter import ApiAdapter, ResponseSummary, StreamAccumulator
 from .call import LLMCall
-from .usage import TokenUsage, tokens_for_characters
+from .usage import TokenUsage, is_count, tokens_for_characters
 
 _logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def with_estimated_output(
     of the output from the text that did arrive (the provider bills the tokens it generated)."""
     usage = summary.usage or TokenUsage(input_tokens=input_tokens)
     output_tokens = tokens_for_characters(output_characters)
-    if output_tokens > usage.output_tokens:
+    if not is_count(usage.output_tokens) or output_tokens > usage.output_tokens:
         usage = replace(usage, output_tokens=output_tokens)
     return replace(summary, usage=usage)
 

@@ -40,7 +40,8 @@ def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: 
         end_with_summary(call, adapter.summarize(result))
     except Exception:
         _logger.debug("tokenbudget: could not read a response", exc_info=True)
-        safely(lambda: call.end(ResponseSummary()))
+        # Billed all the same: the prompt's estimate, marked estimated, rather than nothing.
+        safely(end_with_summary, call, ResponseSummary(counts_missing=True))
     return result
 
 

@@ -58,6 +58,7 @@ TOP_LEVEL_KEYS: Final = (
     "budgets",
     "prices",
     "ledger",
+    "record_error_messages",
 )
 
 

@@ -14,7 +14,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage
+from ..usage import TokenUsage, count, required, total
 from ._common import endpoint_of, estimate_tokens, int_or_none, prompt_prefix
 from .anthropic_tracing import keep_sdk_spans_out_of_our_calls
 from .targets import StreamManagerTarget, Target
@@ -33,21 +33,21 @@ def _stream_classes() -> tuple[type, ...]:
 def _one_hour_writes(usage: Any) -> int:
     # Present in responses since the one-hour cache exists; older ones wrote for five minutes only.
     breakdown = getattr(usage, "cache_creation", None)
-    return (getattr(breakdown, "ephemeral_1h_input_tokens", 0) or 0) if breakdown is not None else 0
+    return count(getattr(breakdown, "ephemeral_1h_input_tokens", None))
 
 
 def message_usage(usage: Any) -> TokenUsage:
     """Anthropic counts cache reads and writes apart from `input_tokens`; the conventions include them."""
-    cache_read = usage.cache_read_input_tokens or 0
-    cache_write = usage.cache_creation_input_tokens or 0
+    cache_read = getattr(usage, "cache_read_input_tokens", None)
+    cache_write = getattr(usage, "cache_creation_input_tokens", None)
     details = getattr(usage, "output_tokens_details", None)
     return TokenUsage(
-        input_tokens=(usage.input_tokens or 0) + cache_read + cache_write,
-        output_tokens=usage.output_tokens or 0,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        input_tokens=total(required(getattr(usage, "input_tokens", None)), cache_read, cache_write),
+        output_tokens=required(getattr(usage, "output_tokens", None)),
+        cache_read_tokens=count(cache_read),
+        cache_write_tokens=count(cache_write),
         cache_write_1h_tokens=_one_hour_writes(usage),
-        reasoning_tokens=(getattr(details, "thinking_tokens", 0) or 0) if details else 0,
+        reasoning_tokens=count(getattr(details, "thinking_tokens", None)),
         web_searches=_web_searches(usage),
     )
 
@@ -55,7 +55,7 @@ def message_usage(usage: Any) -> TokenUsage:
 def _web_searches(usage: Any) -> int:
     # Billed per search, on top of the tokens, when the server-side web search tool ran.
     server_tools = getattr(usage, "server_tool_use", None)
-    return (getattr(server_tools, "web_search_requests", 0) or 0) if server_tools is not None else 0
+    return count(getattr(server_tools, "web_search_requests", None))
 
 
 def message_summary(message: Any) -> ResponseSummary:
@@ -131,7 +131,8 @@ class MessageEvents:
         self._model: str | None = None
         self._id: str | None = None
         self._stop_reason: str | None = None
-        self._usage: dict[str, int] = {}
+        self._usage: dict[str, object] = {}
+        """The counts as reported, checked when the summary is made (`usage.count`)."""
         self._usage_final = False
 
     def on_item(self, event: Any) -> bool:
@@ -170,7 +171,7 @@ class MessageEvents:
             self._usage["cache_write_1h_tokens"] = _one_hour_writes(usage)
         details = getattr(usage, "output_tokens_details", None)
         if details is not None:
-            self._usage["thinking_tokens"] = getattr(details, "thinking_tokens", 0) or 0
+            self._usage["thinking_tokens"] = count(getattr(details, "thinking_tokens", None))
         if getattr(usage, "server_tool_use", None) is not None:
             self._usage["web_searches"] = _web_searches(usage)
 
@@ -178,16 +179,16 @@ class MessageEvents:
         usage = None
         if self._usage:
             read = self._usage.get
-            cache_read = read("cache_read_input_tokens", 0)
-            cache_write = read("cache_creation_input_tokens", 0)
+            cache_read = read("cache_read_input_tokens")
+            cache_write = read("cache_creation_input_tokens")
             usage = TokenUsage(
-                input_tokens=read("input_tokens", 0) + cache_read + cache_write,
-                output_tokens=read("output_tokens", 0),
-                cache_read_tokens=cache_read,
-                cache_write_tokens=cache_write,
-                cache_write_1h_tokens=read("cache_write_1h_tokens", 0),
-                reasoning_tokens=read("thinking_tokens", 0),
-                web_searches=read("web_searches", 0),
+                input_tokens=total(required(read("input_tokens")), cache_read, cache_write),
+                output_tokens=required(read("output_tokens")),
+                cache_read_tokens=count(cache_read),
+                cache_write_tokens=count(cache_write),
+                cache_write_1h_tokens=count(read("cache_write_1h_tokens")),
+                reasoning_tokens=count(read("thinking_tokens")),
+                web_searches=count(read("web_searches")),
             )
         return ResponseSummary(
             usage=usage,

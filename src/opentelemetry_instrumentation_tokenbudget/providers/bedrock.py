@@ -32,7 +32,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary
 from ..config import Settings
-from ..usage import TokenUsage, tokens_for_characters
+from ..usage import TokenUsage, count, required, tokens_for_characters, total
 from ._common import int_or_none, text_length
 from .targets import Target
 
@@ -60,26 +60,33 @@ def _model_name(model_id: str) -> str:
 
 
 def _converse_usage(usage: Mapping[str, Any]) -> TokenUsage:
-    cache_read = usage.get("cacheReadInputTokens") or 0
-    cache_write = usage.get("cacheWriteInputTokens") or 0
+    cache_read = usage.get("cacheReadInputTokens")
+    cache_write = usage.get("cacheWriteInputTokens")
     return TokenUsage(
-        input_tokens=(usage.get("inputTokens") or 0) + cache_read + cache_write,
-        output_tokens=usage.get("outputTokens") or 0,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        input_tokens=total(required(usage.get("inputTokens")), cache_read, cache_write),
+        output_tokens=count(usage.get("outputTokens")),
+        cache_read_tokens=count(cache_read),
+        cache_write_tokens=count(cache_write),
     )
 
 
 def _invocation_usage(counts: Mapping[str, Any]) -> TokenUsage:
     """From InvokeModel's headers or a stream's `amazon-bedrock-invocationMetrics` (same names)."""
-    cache_read = int(counts.get("cacheReadInputTokenCount") or 0)
-    cache_write = int(counts.get("cacheWriteInputTokenCount") or 0)
+    cache_read = _number(counts.get("cacheReadInputTokenCount"))
+    cache_write = _number(counts.get("cacheWriteInputTokenCount"))
     return TokenUsage(
-        input_tokens=int(counts.get("inputTokenCount") or 0) + cache_read + cache_write,
-        output_tokens=int(counts.get("outputTokenCount") or 0),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        input_tokens=total(_number(counts.get("inputTokenCount")), cache_read, cache_write),
+        output_tokens=count(_number(counts.get("outputTokenCount"))),
+        cache_read_tokens=count(cache_read),
+        cache_write_tokens=count(cache_write),
     )
+
+
+def _number(value: object) -> object:
+    """A header's decimal digits as the int they spell (headers are text); anything else as it is."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
 
 
 def _header_counts(headers: Mapping[str, str]) -> dict[str, str]:

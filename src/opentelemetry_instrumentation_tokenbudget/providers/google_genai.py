@@ -26,7 +26,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage, tokens_for_characters
+from ..usage import TokenUsage, count, tokens_for_characters, total
 from ._common import int_or_none
 from .targets import Target
 
@@ -76,17 +76,17 @@ def _by_modality(details: Any) -> dict[str, int]:
 def _usage(metadata: Any) -> TokenUsage | None:
     if metadata is None or metadata.prompt_token_count is None:
         return None  # Vertex's middle stream chunks carry only `trafficType`
-    thoughts = metadata.thoughts_token_count or 0
+    thoughts = metadata.thoughts_token_count
     # Audio, images and video are inside the prompt's and the candidates' counts, with prices of
     # their own (gemini-2.5-flash: audio input 1.00 against 0.30 for text, per million).
     prompt = _by_modality(metadata.prompt_tokens_details)
     cached = _by_modality(metadata.cache_tokens_details)
     candidates = _by_modality(metadata.candidates_tokens_details)
     return TokenUsage(
-        input_tokens=metadata.prompt_token_count + (metadata.tool_use_prompt_token_count or 0),
-        output_tokens=(metadata.candidates_token_count or 0) + thoughts,
-        cache_read_tokens=metadata.cached_content_token_count or 0,
-        reasoning_tokens=thoughts,
+        input_tokens=total(metadata.prompt_token_count, metadata.tool_use_prompt_token_count),
+        output_tokens=total(metadata.candidates_token_count, thoughts),
+        cache_read_tokens=count(metadata.cached_content_token_count),
+        reasoning_tokens=count(thoughts),
         input_audio_tokens=prompt.get(_AUDIO, 0),
         input_image_tokens=prompt.get(_IMAGE, 0),
         input_video_tokens=prompt.get(_VIDEO, 0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
@@ -14,9 +16,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import ApiAdapter, NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage
+from ..limits import MAX_FINISH_REASONS
+from ..usage import TokenUsage, count, required
 from ._common import endpoint_of, estimate_tokens, given, int_or_none, prompt_prefix
 from .targets import Target
+
+_logger = logging.getLogger(__name__)
 
 _OPENAI = GenAiProviderNameValues.OPENAI.value
 # The header by which the SDK tells its own transport layer how the caller will read the response.
@@ -84,19 +89,15 @@ def _completion_usage(usage: Any) -> TokenUsage:
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     return TokenUsage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cache_read_tokens=(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
+        input_tokens=required(getattr(usage, "prompt_tokens", None)),
+        output_tokens=required(getattr(usage, "completion_tokens", None)),
+        cache_read_tokens=count(getattr(prompt_details, "cached_tokens", None)),
         # OpenRouter reports the tokens written to a provider's cache (Anthropic's, Gemini's) here.
-        cache_write_tokens=(getattr(prompt_details, "cache_write_tokens", 0) or 0) if prompt_details else 0,
-        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0)
-        if completion_details
-        else 0,
+        cache_write_tokens=count(getattr(prompt_details, "cache_write_tokens", None)),
+        reasoning_tokens=count(getattr(completion_details, "reasoning_tokens", None)),
         # Audio models (gpt-4o-audio-preview) report their audio tokens inside the totals.
-        input_audio_tokens=(getattr(prompt_details, "audio_tokens", 0) or 0) if prompt_details else 0,
-        output_audio_tokens=(getattr(completion_details, "audio_tokens", 0) or 0)
-        if completion_details
-        else 0,
+        input_audio_tokens=count(getattr(prompt_details, "audio_tokens", None)),
+        output_audio_tokens=count(getattr(completion_details, "audio_tokens", None)),
     )
 
 
@@ -220,26 +221,41 @@ class CompletionChunks:
         self._upstream_cost: Decimal | None = None
 
     def on_item(self, chunk: Any) -> bool:
+        usage = getattr(chunk, "usage", None)
+        if usage is None or not self._hide_usage:
+            self._read(chunk, usage)
+            return False
+        # The usage we asked for, which the caller did not: never shown, whatever it holds.
+        try:
+            self._read(chunk, usage)
+        except Exception:
+            _logger.debug("tokenbudget: could not read a stream's usage chunk", exc_info=True)
+        if not getattr(chunk, "choices", None):
+            return True
+        # A server that puts the usage on a chunk with content: the content is the caller's, the
+        # usage is not (without our request the chunk would have come without it).
+        with contextlib.suppress(Exception):
+            chunk.usage = None
+        return False
+
+    def _read(self, chunk: Any, usage: Any) -> None:
         if self._model is None:
             self._model = chunk.model
             self._id = chunk.id
-        choices = chunk.choices
-        for choice in choices:
-            if choice.finish_reason:
+        for choice in chunk.choices or ():
+            if choice.finish_reason and len(self._finish_reasons) < MAX_FINISH_REASONS:
                 self._finish_reasons.append(choice.finish_reason)
             # Chat chunks carry `delta.content`; legacy completion chunks carry `text`.
             delta = getattr(choice, "delta", None)
             text = getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)
             if isinstance(text, str):
                 self.output_characters += len(text)
-        usage = getattr(chunk, "usage", None)
         if usage is None:
-            return False
+            return
         self._usage = _completion_usage(usage)
         self._provider_cost = _provider_cost(usage)
         self._service_tier = _service_tier(chunk)
         self._upstream_cost = _upstream_cost(usage)
-        return self._hide_usage and not choices
 
     def summary(self) -> ResponseSummary:
         return ResponseSummary(
@@ -261,10 +277,10 @@ def _responses_usage(usage: Any) -> TokenUsage:
     input_details = getattr(usage, "input_tokens_details", None)
     output_details = getattr(usage, "output_tokens_details", None)
     return TokenUsage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_read_tokens=(getattr(input_details, "cached_tokens", 0) or 0) if input_details else 0,
-        reasoning_tokens=(getattr(output_details, "reasoning_tokens", 0) or 0) if output_details else 0,
+        input_tokens=required(getattr(usage, "input_tokens", None)),
+        output_tokens=required(getattr(usage, "output_tokens", None)),
+        cache_read_tokens=count(getattr(input_details, "cached_tokens", None)),
+        reasoning_tokens=count(getattr(output_details, "reasoning_tokens", None)),
     )
 
 
@@ -354,7 +370,9 @@ class EmbeddingsAdapter(NoPreparation, _OpenAIRequests):
     def summarize(result: Any) -> ResponseSummary:
         usage = result.usage
         return ResponseSummary(
-            usage=TokenUsage(input_tokens=usage.prompt_tokens or 0) if usage is not None else None,
+            usage=TokenUsage(input_tokens=required(getattr(usage, "prompt_tokens", None)))
+            if usage is not None
+            else None,
             response_model=result.model,
         )
 
