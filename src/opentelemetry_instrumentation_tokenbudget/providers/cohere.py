@@ -21,7 +21,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage
+from ..usage import TokenUsage, count
 from ._common import endpoint_of, estimate_tokens, given, int_or_none, prompt_prefix
 from .targets import Target
 
@@ -35,7 +35,17 @@ def _billed(units: Any) -> TokenUsage | None:
     """Cohere's counts are floats in its schema, whole numbers on the wire."""
     if units is None:
         return None
-    return TokenUsage(input_tokens=int(units.input_tokens or 0), output_tokens=int(units.output_tokens or 0))
+    return TokenUsage(
+        input_tokens=count(_whole(getattr(units, "input_tokens", None))),
+        output_tokens=count(_whole(getattr(units, "output_tokens", None))),
+    )
+
+
+def _whole(value: object) -> object:
+    """A float that is a whole number as the int it is; anything else as it is (for `count`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _summary(usage: Any, response_id: str | None, finish_reason: Any) -> ResponseSummary:

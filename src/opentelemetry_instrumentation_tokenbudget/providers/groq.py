@@ -20,7 +20,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage
+from ..usage import TokenUsage, count, required
 from ._common import endpoint_of, estimate_tokens, given, int_or_none, prompt_prefix
 from .targets import Target
 
@@ -45,10 +45,10 @@ def _field(value: Any, name: str) -> Any:
 def completion_usage(usage: Any) -> TokenUsage:
     """`prompt_tokens` already includes the cached tokens, `completion_tokens` the reasoning ones."""
     return TokenUsage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cache_read_tokens=_field(_field(usage, "prompt_tokens_details"), "cached_tokens") or 0,
-        reasoning_tokens=_field(_field(usage, "completion_tokens_details"), "reasoning_tokens") or 0,
+        input_tokens=required(_field(usage, "prompt_tokens")),
+        output_tokens=required(_field(usage, "completion_tokens")),
+        cache_read_tokens=count(_field(_field(usage, "prompt_tokens_details"), "cached_tokens")),
+        reasoning_tokens=count(_field(_field(usage, "completion_tokens_details"), "reasoning_tokens")),
     )
 
 

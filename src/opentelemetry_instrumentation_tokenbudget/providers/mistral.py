@@ -21,7 +21,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
-from ..usage import TokenUsage
+from ..usage import TokenUsage, count, required
 from ._common import endpoint_of, estimate_tokens, int_or_none, prompt_prefix
 from .targets import Target
 
@@ -39,9 +39,9 @@ def _field(value: Any, name: str) -> Any:
 
 def _usage(usage: Any) -> TokenUsage:
     return TokenUsage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cache_read_tokens=_field(_field(usage, "prompt_tokens_details"), "cached_tokens") or 0,
+        input_tokens=required(_field(usage, "prompt_tokens")),
+        output_tokens=required(_field(usage, "completion_tokens")),
+        cache_read_tokens=count(_field(_field(usage, "prompt_tokens_details"), "cached_tokens")),
     )
 
 
@@ -105,7 +105,9 @@ class EmbeddingsAdapter(_MistralRequests):
     def summarize(result: Any) -> ResponseSummary:
         usage = result.usage
         return ResponseSummary(
-            usage=TokenUsage(input_tokens=usage.prompt_tokens or 0) if usage is not None else None,
+            usage=TokenUsage(input_tokens=required(_field(usage, "prompt_tokens")))
+            if usage is not None
+            else None,
             response_model=result.model,
             response_id=result.id,
         )

@@ -24,7 +24,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAi
 from ..adapter import NoPreparation, RequestInfo, ResponseSummary, ResultIsTheStream
 from ..config import Settings
 from ..pricing.endpoints import LOCAL_SERVER_PORTS
-from ..usage import TokenUsage
+from ..usage import TokenUsage, count
 from ._common import endpoint_of, estimate_tokens, int_or_none, prompt_prefix
 from .targets import Target
 
@@ -42,7 +42,7 @@ def _usage(response: Any) -> TokenUsage | None:
     prompt, output = getattr(response, "prompt_eval_count", None), getattr(response, "eval_count", None)
     if prompt is None and output is None:
         return None
-    return TokenUsage(input_tokens=prompt or 0, output_tokens=output or 0)
+    return TokenUsage(input_tokens=count(prompt), output_tokens=count(output))
 
 
 def _summary(response: Any) -> ResponseSummary:
