@@ -437,3 +437,21 @@ def test_an_installed_sdk_with_nothing_wrapped_is_a_warning(
         " so its calls are neither recorded nor budgeted; this release keeps its classes where we do not"
         " look for them"
     ]
+
+
+def test_the_supported_sdks_and_their_floors_are_those_of_the_instruments_any_extra() -> None:
+    # The auto-instrumentation loader reads package.py; pip reads pyproject.toml: one list, said twice.
+    from pathlib import Path
+
+    import tomllib
+    from packaging.requirements import Requirement
+
+    from opentelemetry_instrumentation_tokenbudget.package import _instruments_any
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    declared = pyproject["project"]["optional-dependencies"]["instruments-any"]
+
+    def parsed(requirements: Any) -> set[tuple[str, str]]:
+        return {(r.name, str(r.specifier)) for r in map(Requirement, requirements)}
+
+    assert parsed(_instruments_any) == parsed(declared)

@@ -1,4 +1,4 @@
-"""Gemini and Bedrock at the lowest declared releases too (google-genai 1.0, boto3/botocore 1.34.116,
+"""Gemini and Bedrock at the lowest declared releases too (google-genai 1.8, boto3/botocore 1.34.116,
 the first with the Converse API), as at the newest: `./run floors` runs this module beside
 `test_sdk_generations.py`. Over loopback HTTP to the fake provider, which every release can be
 pointed at (google-genai's `base_url`, botocore's `endpoint_url`).
