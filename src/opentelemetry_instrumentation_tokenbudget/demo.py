@@ -31,6 +31,7 @@ from .testing.otlp_json import OtlpJsonFileExporter
 
 _ATTRIBUTION_LABELS = {"tokenbudget.project": "project", "tokenbudget.feature": "feature", "user.id": "user"}
 SPANS_FILE = Path("tokenbudget-demo-spans.jsonl")
+LEDGER_FILE = Path("tokenbudget-demo.db")
 QUESTION = "In two sentences, why do token budgets matter for LLM applications in production?"
 
 
@@ -234,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The calls are also kept as the Collector's file exporter would keep them, for `tokenbudget`.
     SPANS_FILE.unlink(missing_ok=True)
     spans_file = OtlpJsonFileExporter(SPANS_FILE)
+    # A fresh spend ledger each run (the SQLite file and its write-ahead log).
+    for path in (LEDGER_FILE, Path(f"{LEDGER_FILE}-wal"), Path(f"{LEDGER_FILE}-shm")):
+        path.unlink(missing_ok=True)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans_file))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     agent_budget = Budget(
@@ -251,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             budgets=[agent_budget],
+            ledger=f"sqlite:///{LEDGER_FILE}",
             # The fake stands in for api.openai.com; a real deployment needs no such line.
             base_url_providers={server.base_url_openai: "openai", server.base_url_anthropic: "anthropic"},
         )
@@ -286,6 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_commands() -> None:
+    print(f"\nthe calls are also in the spend ledger {LEDGER_FILE} (SQLite):")
+    for command in (
+        "report --by model",
+        "report --by feature --format json",
+        "export --format focus -o tokenbudget-demo-focus.csv",
+    ):
+        print(f"  .venv/bin/tokenbudget {command} --ledger {LEDGER_FILE}")
     print(
         f"\nthe calls are kept in {SPANS_FILE}"
         " (OTLP JSON lines, as the Collector's file exporter writes them):"

@@ -31,7 +31,7 @@ from ..finops.report import FIGURES, KEY_NAMES, report
 from ..finops.sources import ledger as ledger_source
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
-from . import commands, render
+from . import commands, export, render
 
 BAD_INPUT: Final = 2
 _DURATION = re.compile(r"^(\d+)([hdw])$")
@@ -67,7 +67,9 @@ def _keys(value: str | None) -> tuple[str, ...]:
     return keys
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(
+    parser: argparse.ArgumentParser, formats: Sequence[str] = render.FORMATS, prometheus: bool = False
+) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--otlp",
@@ -79,8 +81,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--ledger", metavar="URL", help="the spend ledger (sqlite:///path/spend.db, or its path)"
     )
+    if prometheus:
+        source.add_argument(
+            "--prometheus", metavar="URL", help="a Prometheus server's HTTP API (aggregates; no --plot)"
+        )
     parser.add_argument("--skip-bad", action="store_true", help="skip (and count) malformed lines")
-    parser.add_argument("--format", choices=render.FORMATS, default="table")
+    parser.add_argument("--format", choices=formats, default=formats[0])
     parser.add_argument(
         "--where",
         action="append",
@@ -97,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     report_parser = sub.add_parser("report", help="calls, tokens and cost, in total and per group")
-    _common(report_parser)
+    _common(report_parser, prometheus=True)
     report_parser.add_argument("--since", help="a duration back from now (7d, 12h, 2w) or a date")
     report_parser.add_argument("--until", help="a date (default now)")
     report_parser.add_argument(
@@ -140,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(advise)
     advise.add_argument("--since", default="30d")
     advise.add_argument("--until")
+
+    export.add_parser(sub, lambda parser: _common(parser, formats=export.FORMATS))
     return parser
 
 
@@ -238,6 +246,13 @@ def run(args: argparse.Namespace, out: Any, err: Any) -> int:
             rows=("groups", _report_columns(document)),
             footer=render.table([{"key": "total", **document["total"]}], ("key", *FIGURES)),
         )
+    elif args.command == "export":
+        since = _instant(args.since, now) if args.since else None
+        in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+        try:
+            export.write(in_range, fmt=args.format, output=args.output, tags=args.tags, out=out)
+        except export.ExportError as error:
+            raise UsageError(str(error)) from None
     elif args.command == "forecast":
         at = _instant(args.at, now) if args.at else now
         document, total, overall = commands.forecast(

@@ -1,0 +1,148 @@
+"""`tokenbudget export`: the recorded calls as FOCUS cost-and-usage rows (`--format focus`) or one CSV
+row per call (`--format csv`), to standard output or to `-o FILE` (written whole or not at all)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from ..finops import focus
+from ..finops.spend_record import SpendRecord
+
+FORMATS: Final = ("focus", "csv")
+CALL_COLUMNS: Final = (
+    "start",
+    "duration_s",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "estimated",
+    "price_source",
+    "price_version",
+    "price_inferred",
+    "attribution",
+    "trace_id",
+    "span_id",
+    "error_type",
+    "refused",
+)
+
+
+class ExportError(Exception):
+    """The output file cannot be written; the message names it."""
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="FOCUS cost-and-usage rows (what finance loads next to the cloud bill), or one CSV row per call",
+        description=(
+            "--format focus: FOCUS 1.0 rows, one per UTC day x provider x model x operation x attribution"
+            " (as Tags); --format csv: one row per call."
+        ),
+    )
+    common(parser)
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
+    parser.add_argument("--since", help="a duration back from now (7d, 12h, 2w) or a date")
+    parser.add_argument("--until", help="a date (default now)")
+    parser.add_argument(
+        "--tags",
+        metavar="KEY,...",
+        help="only these attribution keys become FOCUS tags and groups (default: all of them)",
+    )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        # A decimal point even on whole numbers: FOCUS's decimal columns are read as such.
+        text = format(value, "f")
+        return text if "." in text else f"{text}.0"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def focus_lines(records: Iterable[SpendRecord], tag_keys: Sequence[str] | None) -> Iterator[list[str]]:
+    yield list(focus.COLUMNS)
+    for row in focus.rows(records, tag_keys=tag_keys):
+        yield [_text(row[column]) for column in focus.COLUMNS]
+
+
+def call_lines(records: Iterable[SpendRecord]) -> Iterator[list[str]]:
+    yield list(CALL_COLUMNS)
+    for r in records:
+        yield [
+            datetime.fromtimestamp(r.start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            _text(r.duration_s),
+            r.provider,
+            r.operation,
+            r.request_model,
+            _text(r.response_model),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            str(r.cache_read_tokens),
+            str(r.cache_write_tokens),
+            str(r.reasoning_tokens),
+            _text(r.cost_usd),
+            _text(r.estimated),
+            _text(r.price_source),
+            _text(r.price_version),
+            _text(r.price_inferred),
+            json.dumps(dict(r.attributes), sort_keys=True, separators=(",", ":")),
+            _text(r.trace_id),
+            _text(r.span_id),
+            _text(r.error_type),
+            _text(r.refused),
+        ]
+
+
+def write(
+    records: Sequence[SpendRecord], *, fmt: str, output: Path | None, tags: str | None, out: TextIO
+) -> int:
+    """Writes the export; returns the number of data rows."""
+    tag_keys = [key.strip() for key in tags.split(",") if key.strip()] if tags else None
+    lines = focus_lines(records, tag_keys) if fmt == "focus" else call_lines(records)
+    if output is None:
+        writer = csv.writer(out, lineterminator="\n")
+        count = -1
+        for line in lines:
+            writer.writerow(line)
+            count += 1
+        return count
+    directory = output.parent if str(output.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
+    except OSError as error:
+        raise ExportError(f"-o {output}: cannot write there ({error.strerror})") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            writer = csv.writer(file, lineterminator="\n")
+            count = -1
+            for line in lines:
+                writer.writerow(line)
+                count += 1
+        os.replace(temporary, output)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise ExportError(f"-o {output}: cannot write it ({error.strerror})") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count
