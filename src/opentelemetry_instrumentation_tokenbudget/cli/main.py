@@ -31,7 +31,7 @@ from ..finops.report import FIGURES, KEY_NAMES, report
 from ..finops.sources import ledger as ledger_source
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
-from . import commands, export, render
+from . import aggregates, commands, export, render
 
 BAD_INPUT: Final = 2
 _DURATION = re.compile(r"^(\d+)([hdw])$")
@@ -155,6 +155,8 @@ def _records(
     args: argparse.Namespace, err: Any, outcomes: list[OutcomeRecord] | None = None
 ) -> list[SpendRecord]:
     stats = otlp_json.ReadStats()
+    if getattr(args, "prometheus", None) is not None:
+        return []  # aggregates, read by the report itself
     try:
         if args.ledger is not None:
             records = ledger_source.read(args.ledger)
@@ -226,33 +228,14 @@ _ADVICE_COLUMNS: Final = ("kind", "scope", "calls", "current_usd", "projected_us
 def run(args: argparse.Namespace, out: Any, err: Any) -> int:
     now = time.time()
     outcomes: list[OutcomeRecord] = []
+    if args.command == "report":
+        _report_keys(args.by)  # an unknown key is refused before a source is read
     records = _records(args, err, outcomes)
     until = _instant(args.until, now) if getattr(args, "until", None) else now
     if args.command == "report":
-        by = _report_keys(args.by)
-        since = _instant(args.since, now) if args.since else None
-        if args.top is not None and args.top < 1:
-            raise UsageError(f"--top {args.top}: expected a number of groups >= 1")
-        in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
-        document = report(in_range, by=by, top=args.top, since=_iso(since), until=_iso(until))
-        if args.plot is not None:
-            from .plot import plot_spend
-
-            plot_spend(args.plot, in_range, by)
-        _print(
-            out,
-            args.format,
-            document,
-            rows=("groups", _report_columns(document)),
-            footer=render.table([{"key": "total", **document["total"]}], ("key", *FIGURES)),
-        )
+        _report(args, records, now, until, out)
     elif args.command == "export":
-        since = _instant(args.since, now) if args.since else None
-        in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
-        try:
-            export.write(in_range, fmt=args.format, output=args.output, tags=args.tags, out=out)
-        except export.ExportError as error:
-            raise UsageError(str(error)) from None
+        _export(args, records, now, until, out)
     elif args.command == "forecast":
         at = _instant(args.at, now) if args.at else now
         document, total, overall = commands.forecast(
@@ -297,6 +280,46 @@ def run(args: argparse.Namespace, out: Any, err: Any) -> int:
         )
         _print(out, args.format, document, rows=("advice", _ADVICE_COLUMNS), footer=footer)
     return 0
+
+
+def _report(args: argparse.Namespace, records: list[SpendRecord], now: float, until: float, out: Any) -> None:
+    by = _report_keys(args.by)
+    since = _instant(args.since, now) if args.since else None
+    if args.top is not None and args.top < 1:
+        raise UsageError(f"--top {args.top}: expected a number of groups >= 1")
+    in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+    if args.prometheus is not None:
+        if args.plot is not None:
+            raise UsageError("--plot: needs calls (--ledger or --otlp); Prometheus has aggregates")
+        try:
+            document = aggregates.prometheus_report(
+                args.prometheus, by=by, where=_conditions(args.where), top=args.top, iso=_iso,
+                since=since if since is not None else until - aggregates.DEFAULT_RANGE_S, until=until,
+            )  # fmt: skip
+        except (otlp_json.SourceError, aggregates.RangeError) as error:
+            raise UsageError(str(error)) from None
+    else:
+        document = report(in_range, by=by, top=args.top, since=_iso(since), until=_iso(until))
+    if args.plot is not None:
+        from .plot import plot_spend
+
+        plot_spend(args.plot, in_range, by)
+    _print(
+        out,
+        args.format,
+        document,
+        rows=("groups", _report_columns(document)),
+        footer=render.table([{"key": "total", **document["total"]}], ("key", *FIGURES)),
+    )
+
+
+def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, until: float, out: Any) -> None:
+    since = _instant(args.since, now) if args.since else None
+    in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+    try:
+        export.write(in_range, fmt=args.format, output=args.output, tags=args.tags, out=out)
+    except export.ExportError as error:
+        raise UsageError(str(error)) from None
 
 
 def _report_keys(value: str | None) -> tuple[str, ...]:

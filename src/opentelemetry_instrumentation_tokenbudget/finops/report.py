@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Final
@@ -84,6 +84,41 @@ def report(
             if group is None:
                 group = groups[group_key] = _Totals()
             group.add(record)
+    return _document(total, groups, by=by, top=top, since=since, until=until)
+
+
+def report_aggregates(
+    groups: Mapping[tuple[str, ...], Any],
+    *,
+    by: Sequence[str],
+    top: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """The same document from figures already summed per group (a source of aggregates, such as
+    Prometheus): each value has `calls`, `input_tokens`, `output_tokens`, `cost_usd`, `unpriced_calls`."""
+    total = _Totals()
+    totals: dict[tuple[str, ...], _Totals] = {}
+    for key, figures in groups.items():
+        group = totals[key] = _Totals()
+        for into in (group, total):
+            into.calls += figures.calls
+            into.input += figures.input_tokens
+            into.output += figures.output_tokens
+            into.cost += figures.cost_usd
+            into.unpriced += figures.unpriced_calls
+    return _document(total, totals if by else {}, by=by, top=top, since=since, until=until)
+
+
+def _document(
+    total: _Totals,
+    groups: Mapping[tuple[str, ...], _Totals],
+    *,
+    by: Sequence[str],
+    top: int | None,
+    since: str | None,
+    until: str | None,
+) -> dict[str, Any]:
     ordered = sorted(groups.items(), key=lambda item: (-item[1].cost, item[0]))
     if top is not None:
         ordered = ordered[:top]

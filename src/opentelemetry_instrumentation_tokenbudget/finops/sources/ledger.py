@@ -20,6 +20,8 @@ def path_of(url_or_path: str) -> Path:
             return parse_url(url_or_path)[0]
         except ValueError as error:
             raise SourceError(str(error)) from None
+    if "://" in url_or_path:
+        raise SourceError(f"--ledger {url_or_path}: expected sqlite:///path/spend.db or a file's path")
     return Path(url_or_path)
 
 
