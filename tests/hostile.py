@@ -20,6 +20,8 @@ import openai
 Answer = Callable[[Mapping[str, Any]], httpx2.Response]
 
 EVENT_STREAM = {"content-type": "text/event-stream"}
+OMITTED: Any = object()
+"""A key left out of a body."""
 
 
 @dataclass
@@ -118,12 +120,15 @@ def chat_stream(
     model: object = "gpt-4o-mini",
     texts: Sequence[str] = ("Hel", "lo"),
     usage_with_content: bool = False,
-    usage_choices: object = (),
+    usage_choices: object = OMITTED,
+    before: Sequence[dict[str, Any]] = (),
 ) -> httpx2.Response:
     """A chat stream as OpenAI sends it: content chunks, a last chunk with the finish reason, then (if
-    the request asked) a chunk with `usage` and `usage_choices` (normally none). `usage_with_content`:
-    the usage rides on the last content chunk instead, as some servers send it."""
-    chunks: list[dict[str, Any]] = [
+    the request asked) a chunk with `usage` and `usage_choices` (OpenAI sends ``[]``; `OMITTED`: no such
+    key); `before`: chunks the server sends first. `usage_with_content`: the usage rides on the last
+    content chunk instead, as some servers send it."""
+    chunks: list[dict[str, Any]] = [*before]
+    chunks += [
         chat_chunk(model, [{"index": 0, "delta": {"content": text}, "finish_reason": None}]) for text in texts
     ]
     last = chat_chunk(model, [{"index": 0, "delta": {}, "finish_reason": "stop"}])
@@ -132,11 +137,10 @@ def chat_stream(
         last["usage"] = usage
     chunks.append(last)
     if asked and not usage_with_content:
-        chunks.append(
-            chat_chunk(
-                model, list(usage_choices) if isinstance(usage_choices, tuple) else usage_choices, usage=usage
-            )
-        )
+        usage_chunk = chat_chunk(model, usage_choices, usage=usage)
+        if usage_choices is OMITTED:
+            del usage_chunk["choices"]
+        chunks.append(usage_chunk)
     return event_stream([(None, chunk) for chunk in chunks] + [(None, "[DONE]")])
 
 

@@ -25,6 +25,7 @@ from tests.conftest import Telemetry
 from tests.hostile import (
     Server,
     anthropic_client,
+    chat_chunk,
     chat_completion,
     chat_stream,
     event_stream,
@@ -132,7 +133,9 @@ def test_d1_a_usage_block_of_the_wrong_shape_is_estimated(
 
 
 @pytest.mark.parametrize(
-    "usage", ["n/a", 5, [], {"prompt_tokens": "x"}, {"prompt_tokens": 10, "completion_tokens": 2}], ids=repr
+    "usage",
+    ["n/a", 5, [], None, {"prompt_tokens": "x"}, {"prompt_tokens": 10, "completion_tokens": 2}],
+    ids=repr,
 )
 @pytest.mark.parametrize("usage_with_content", [False, True], ids=["own chunk", "on a content chunk"])
 def test_d3_the_injected_usage_chunk_is_hidden_whatever_it_holds(
@@ -161,6 +164,30 @@ def test_d3_the_injected_usage_chunk_is_hidden_whatever_it_holds(
         assert "tokenbudget.cost.estimated" not in attributes
     else:
         assert attributes["tokenbudget.cost.estimated"] is True
+    assert _balance(store, budget)[1] == 0
+
+
+def test_d3_a_chunk_without_choices_before_the_finish_is_the_servers(
+    budgeted: Any, telemetry: Telemetry, store: MemoryStore, budget: Budget
+) -> None:
+    """Azure OpenAI opens a stream with its prompt filter results and no choices; with usage asked
+    for, every chunk carries `"usage": null`. That chunk is the caller's."""
+    filters = chat_chunk("gpt-4o-mini", [], prompt_filter_results=[{"prompt_index": 0}], usage=None)
+
+    server = Server(
+        lambda request: chat_stream(
+            request, {"prompt_tokens": 10, "completion_tokens": 2}, usage_choices=[], before=[filters]
+        )
+    )
+
+    chunks = list(
+        openai_client(server).chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    )
+
+    assert [len(chunk.choices) for chunk in chunks] == [0, 1, 1, 1]
+    assert chunks[0].prompt_filter_results == [{"prompt_index": 0}]
+    attributes = _attributes(telemetry)
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (10, 2)
     assert _balance(store, budget)[1] == 0
 
 

@@ -222,7 +222,7 @@ class CompletionChunks:
 
     def on_item(self, chunk: Any) -> bool:
         usage = getattr(chunk, "usage", None)
-        if usage is None or not self._hide_usage:
+        if not self._hide_usage:
             self._read(chunk, usage)
             return False
         # The usage we asked for, which the caller did not: never shown, whatever it holds.
@@ -231,11 +231,15 @@ class CompletionChunks:
         except Exception:
             _logger.debug("tokenbudget: could not read a stream's usage chunk", exc_info=True)
         if not getattr(chunk, "choices", None):
-            return True
+            # A chunk without choices is ours if it carries usage, or if it comes after a finish
+            # reason, where OpenAI sends the usage chunk (even with `"usage": null`); one before
+            # is the server's own (Azure's prompt filter results).
+            return usage is not None or bool(self._finish_reasons)
         # A server that puts the usage on a chunk with content: the content is the caller's, the
         # usage is not (without our request the chunk would have come without it).
-        with contextlib.suppress(Exception):
-            chunk.usage = None
+        if usage is not None:
+            with contextlib.suppress(Exception):
+                chunk.usage = None
         return False
 
     def _read(self, chunk: Any, usage: Any) -> None:
