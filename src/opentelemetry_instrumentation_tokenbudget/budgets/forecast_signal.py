@@ -48,7 +48,7 @@ from ..semconv import (
 from .budget_metrics import GroupTracker
 from .charges import Charge, ledger_key
 from .spec import Budget
-from .store import Balance, SpendStore, picodollars_to_usd
+from .store import PICODOLLARS_PER_USD, Balance, SpendStore, picodollars_to_usd
 from .store_health import StoreHealth
 from .windows import WindowSpan
 
@@ -90,7 +90,12 @@ class Projection:
 
 
 class _Shape:
-    """Cumulative spend of one group's window at `SHAPE_POINTS` points, as settlements reveal it."""
+    """Cumulative spend of one group's window at `SHAPE_POINTS` points, as settlements reveal it.
+
+    While the window runs, each point holds the largest spend seen within its own slice only (one
+    store per settlement, whatever the number of points); `completed` carries each point's maximum
+    forward once, when the window becomes the one its successor is projected by.
+    """
 
     __slots__ = ("first_seen", "points", "window_start")
 
@@ -100,10 +105,20 @@ class _Shape:
         self.first_seen = 1.0
 
     def saw(self, fraction: float, spent: float) -> None:
-        self.first_seen = min(self.first_seen, fraction)
+        if fraction < self.first_seen:
+            self.first_seen = fraction
         index = min(max(int(fraction * SHAPE_POINTS) + 1, 0), SHAPE_POINTS)
-        for position in range(index, SHAPE_POINTS + 1):
-            self.points[position] = max(self.points[position], spent)
+        points = self.points
+        if spent > points[index]:
+            points[index] = spent
+
+    def completed(self) -> _Shape:
+        """The shape with the spend at each point: the largest seen at or before it."""
+        running = 0.0
+        for position, spent in enumerate(self.points):
+            running = max(running, spent)
+            self.points[position] = running
+        return self
 
     def share_at(self, fraction: float) -> float | None:
         """The share of the window's total spent by `fraction` of it (linear between points)."""
@@ -176,6 +191,7 @@ class ForecastSignal:
         self._current: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._previous: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._warned: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._limits: dict[Budget, float] = {}
         self._active = True
         self._warnings: Counter = meter.create_counter(
             TOKENBUDGET_BUDGET_FORECAST_WARNINGS,
@@ -209,23 +225,31 @@ class ForecastSignal:
             budget = charge.budget
             if budget.limit <= 0 or charge.window.end is None:
                 continue
-            spent_usd = picodollars_to_usd(balance.spent)
-            spent = float(spent_usd)
+            # int / int is the correctly rounded quotient, as float(Decimal) of it would be; the
+            # Decimal is made only for a warning.
+            spent = balance.spent / PICODOLLARS_PER_USD
             previous = self._remember(budget.name, charge.group, charge.window, now, spent)
             if balance.spent >= budget.limit:
                 continue
-            projection = project(spent, charge.window, now, previous, float(budget.limit_usd))
+            projection = project(spent, charge.window, now, previous, self._limit_of(budget))
             if projection is None or projection.exhausted_at is None:
                 continue
             if self._first_warning(budget.name, charge.group, charge.window.start):
                 self._warn(
                     charge,
-                    spent=spent_usd,
+                    spent=picodollars_to_usd(balance.spent),
                     projection=projection,
                     exhausted_at=projection.exhausted_at,
                     window_end=charge.window.end,
                     span=span,
                 )
+
+    def _limit_of(self, budget: Budget) -> float:
+        # float(Decimal) goes through a string: once per budget, not per settlement.
+        limit = self._limits.get(budget)
+        if limit is None:
+            limit = self._limits[budget] = float(budget.limit_usd)
+        return limit
 
     def _remember(
         self, budget: str, group: str, window: WindowSpan, now: float, spent: float
@@ -237,7 +261,7 @@ class ForecastSignal:
             if shape is None or shape.window_start != window.start:
                 # A window seen from its first quarter on gives the shape for the next one.
                 if shape is not None and shape.window_start < window.start and shape.first_seen <= 0.25:
-                    self._previous[key] = shape
+                    self._previous[key] = shape.completed()
                     if len(self._previous) > MAX_SHAPES:
                         self._previous.popitem(last=False)
                 shape = _Shape(window.start)
@@ -347,7 +371,7 @@ class ForecastSignal:
         for (budget, group, window), balance in zip(wanted, balances, strict=True):
             with self._lock:
                 previous = self._previous.get((budget.name, group))
-            projection = project(float(picodollars_to_usd(balance.spent)), window, now, previous, None)
+            projection = project(balance.spent / PICODOLLARS_PER_USD, window, now, previous, None)
             if projection is None:
                 continue
             attributes: dict[str, AttributeValue] = {
