@@ -49,7 +49,7 @@ from ..semconv import (
 )
 from .charges import Charge
 from .spec import Budget
-from .store import Balance, picodollars_to_usd
+from .store import PICODOLLARS_PER_USD, Balance
 
 _logger = logging.getLogger(__name__)
 
@@ -128,13 +128,17 @@ class _Group:
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
         self.spent += amount
+        by_value = self.by_value
         for key in DRIVER_KEYS:
             value = attributes.get(key)
             if value is None:
                 continue
             name = f"{key}={value}"
-            if name in self.by_value or len(self.by_value) < _MAX_DRIVER_VALUES:
-                self.by_value[name] = self.by_value.get(name, 0.0) + amount
+            spent = by_value.get(name)
+            if spent is not None:
+                by_value[name] = spent + amount
+            elif len(by_value) < _MAX_DRIVER_VALUES:
+                by_value[name] = amount
 
     def driver(self, expected: float) -> tuple[str | None, float]:
         best: tuple[str | None, float] = (None, 0.0)
@@ -204,7 +208,7 @@ class AnomalySignal:
             return
         now = self._clock()
         bucket = int(now // BUCKET_SECONDS) * BUCKET_SECONDS
-        usd = float(picodollars_to_usd(amount))
+        usd = amount / PICODOLLARS_PER_USD  # the correctly rounded quotient, as float(Decimal) is
         for charge in charges:
             found = self._observe(charge, bucket, usd, attributes)
             if found is not None:
