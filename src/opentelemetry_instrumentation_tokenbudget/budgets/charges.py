@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -39,6 +40,50 @@ def charges_for(
         window = budget.window.span_at(now)
         charges.append(Charge(budget, group, window, ledger_key(budget, group, window)))
     return tuple(charges)
+
+
+MAX_CACHED_CHARGES: Final = 4096
+
+
+class ChargeBook:
+    """`charges_for` over fixed budgets, each charge made once per budget, group and window.
+
+    A charge and its ledger key are never changed once made, so the calls of one group in one window
+    share them: the group's name and the key's storage name are formatted once, not on every call.
+    Groups whose attribute values are all strings (or unset) are kept, the `MAX_CACHED_CHARGES` most
+    recently charged (a full book stays the same size, so memory stays flat); other values (numbers,
+    booleans: True and 1 are equal keys but different groups) are charged as `charges_for` does.
+    """
+
+    __slots__ = ("_budgets", "_charges")
+
+    def __init__(self, budgets: Sequence[Budget]) -> None:
+        self._budgets = tuple(budgets)
+        self._charges: OrderedDict[tuple[int, int, tuple[AttributeValue | None, ...]], Charge] = OrderedDict()
+
+    def charges_for(self, attributes: Mapping[str, AttributeValue], now: float) -> tuple[Charge, ...]:
+        charges: list[Charge] = []
+        for index, budget in enumerate(self._budgets):
+            if not budget.matches(attributes):
+                continue
+            window = budget.window.span_at(now)
+            values = tuple([attributes.get(key) for key in budget.group_by])
+            if not all(value is None or type(value) is str for value in values):
+                group = budget.group_of(attributes)
+                charges.append(Charge(budget, group, window, ledger_key(budget, group, window)))
+                continue
+            cache_key = (index, window.start, values)
+            charge = self._charges.get(cache_key)
+            if charge is None:
+                group = budget.group_of(attributes)
+                charge = Charge(budget, group, window, ledger_key(budget, group, window))
+                self._charges[cache_key] = charge
+                if len(self._charges) > MAX_CACHED_CHARGES:
+                    self._charges.popitem(last=False)
+            else:
+                self._charges.move_to_end(cache_key)
+            charges.append(charge)
+        return tuple(charges)
 
 
 def ledger_key(budget: Budget, group: str, window: WindowSpan) -> LedgerKey:

@@ -105,12 +105,10 @@ class _Shape:
         self.first_seen = 1.0
 
     def saw(self, fraction: float, spent: float) -> None:
-        if fraction < self.first_seen:
-            self.first_seen = fraction
+        self.first_seen = min(self.first_seen, fraction)
         index = min(max(int(fraction * SHAPE_POINTS) + 1, 0), SHAPE_POINTS)
         points = self.points
-        if spent > points[index]:
-            points[index] = spent
+        points[index] = max(points[index], spent)
 
     def completed(self) -> _Shape:
         """The shape with the spend at each point: the largest seen at or before it."""

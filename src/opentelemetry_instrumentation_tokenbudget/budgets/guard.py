@@ -49,7 +49,7 @@ from ..semconv import (
 )
 from ..usage import TokenUsage
 from .budget_metrics import BudgetCounters, GroupTracker
-from .charges import Charge, charges_for
+from .charges import Charge, ChargeBook
 from .estimate import CostEstimator
 from .spec import Budget
 from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
@@ -110,6 +110,7 @@ class BudgetGuard:
         metric_attribution_keys: Iterable[str] = (),
     ) -> None:
         self.budgets = tuple(budgets)
+        self._charges = ChargeBook(self.budgets)
         self.store = store
         self.estimator = estimator
         self._notifier = notifier
@@ -156,7 +157,7 @@ class BudgetGuard:
         if listener is not None:
             listener(trace.get_current_span().get_span_context().span_id)
         attributes = call_attributes(attribution, request.provider, request.model, request.operation)
-        charges = charges_for(self.budgets, attributes, self._clock())
+        charges = self._charges.charges_for(attributes, self._clock())
         if not charges:
             return None
         self._tracker.saw(charges)
@@ -213,7 +214,7 @@ class BudgetGuard:
         """Count the cost of a call made elsewhere (a span of another instrumentation), at `at`."""
         if self._closed:
             return
-        charges = charges_for(self.budgets, attributes, at)
+        charges = self._charges.charges_for(attributes, at)
         if charges:
             self._tracker.saw(charges)
             self._settle(charges, 0, usd_to_picodollars(cost), None, attributes)
