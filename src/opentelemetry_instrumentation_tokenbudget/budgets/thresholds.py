@@ -17,6 +17,7 @@ reported by their own event and metric.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,10 +77,11 @@ class ThresholdNotifier:
             if budget.limit == 0:
                 continue
             after = balance.spent
-            before = after - amount
-            for threshold, level in zip(budget.thresholds, budget.threshold_levels, strict=True):
-                if before < level <= after:
-                    self._fire(charge, threshold, after, span)
+            # The levels are in ascending order (`Budget` sorts the thresholds): those crossed are the
+            # ones in (after - amount, after], found by two bisections, none for most settlements.
+            levels = budget.threshold_levels
+            for index in range(bisect_right(levels, after - amount), bisect_right(levels, after)):
+                self._fire(charge, budget.thresholds[index], after, span)
 
     def _fire(self, charge: Charge, threshold: Decimal, spent: int, span: Span | None) -> None:
         budget = charge.budget
