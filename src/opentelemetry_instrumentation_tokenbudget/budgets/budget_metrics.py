@@ -72,6 +72,9 @@ class GroupTracker:
         self._capacity = max(10 * max_metric_groups, 1)
         self._lock = threading.Lock()
         self._groups: dict[str, tuple[int, OrderedDict[str, None]]] = {}
+        # (window start, group) each budget charged last, read without the lock: a call of the same
+        # group as the one before it, the common case, changes nothing.
+        self._last: dict[str, tuple[int, str]] = {}
 
     def saw(self, charges: Iterable[Charge]) -> None:
         for charge in charges:
@@ -79,6 +82,8 @@ class GroupTracker:
                 continue
             name = charge.budget.name
             start = charge.window.start
+            if self._last.get(name) == (start, charge.group):
+                continue  # already the most recent group of this window: nothing would change
             with self._lock:
                 window_start, groups = self._groups.get(name, (start, OrderedDict()))
                 if window_start != start:
@@ -90,6 +95,7 @@ class GroupTracker:
                 if len(groups) > self._capacity:
                     groups.popitem(last=False)
                 self._groups[name] = (start, groups)
+                self._last[name] = (start, charge.group)
 
     def groups(self, budget: Budget, window_start: int) -> list[str]:
         with self._lock:
