@@ -10,7 +10,8 @@ The limits are high enough that no call is refused.
 For redis it also counts the round trips of a call (target: at most 2, one to reserve and one to
 settle): every packet of commands redis-py sends on a connection is one round trip, counted by
 wrapping `send_packed_command` in this process; the server's count of the Lua scripts it ran says
-how many atomic operations that was.
+how many atomic operations that was. A round trip's own time is the median of as many PINGs, so
+that what redis costs a call beyond its round trips can be told apart from the loopback's latency.
 
     python benchmarks/budgets.py [--rounds 10] [--calls 200] [--json benchmarks/results/budgets.json]
 
@@ -134,7 +135,23 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
         "calls": calls,
         "round_trips_per_call": round(sent / calls, 3),
         "server_scripts_per_call": round(scripts / calls, 3),
+        "round_trip_us": _round_trip_us(url, calls),
     }
+
+
+def _round_trip_us(url: str, pings: int) -> float:
+    """A loopback round trip's own time: the median of `pings` PINGs, each timed alone."""
+    server = redis.Redis.from_url(url)
+    try:
+        server.ping()
+        times = []
+        for _ in range(pings):
+            start = time.perf_counter()
+            server.ping()
+            times.append(time.perf_counter() - start)
+    finally:
+        server.close()
+    return round(statistics.median(times) * 1e6, 1)
 
 
 def _scripts_run(server: redis.Redis) -> int:
