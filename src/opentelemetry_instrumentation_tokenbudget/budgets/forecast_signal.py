@@ -82,7 +82,8 @@ class ForecastEvent:
 ForecastCallback = Callable[[ForecastEvent], object]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per budget on every settlement (see `usage.TokenUsage`).
+@dataclass(slots=True)
 class Projection:
     forecast: float
     exhausted_at: float | None
