@@ -275,9 +275,7 @@ def _added_over_floor(rows: list[dict[str, Any]]) -> float | None:
     found = [
         (ours - 1) / (floor - 1)
         for (name, scenario), ours in ratios.items()
-        if name == "ours"
-        and (floor := ratios.get(("sdk-floor", scenario))) is not None
-        and floor > 1
+        if name == "ours" and (floor := ratios.get(("sdk-floor", scenario))) is not None and floor > 1
     ]
     return round(max(found), 3) if found else None
 

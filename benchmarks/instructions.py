@@ -1,0 +1,129 @@
+"""What budget enforcement costs in instructions per call, a figure that load on the machine does not move.
+
+The calls of `budgets.py` (the OpenAI SDK against the fake provider, instrumented with an SDK tracer
+and meter provider) run under valgrind's callgrind, first without budgets and then with its two
+budgets in the memory store, in one process. Callgrind instruments nothing until the calls are
+warmed; then, for each half, its counters are zeroed, instrumentation is switched on for exactly the
+measured calls, and the counts are dumped. The figures are instructions per call (callgrind's `Ir`)
+of each half and their difference: what the budgets add.
+
+    python benchmarks/instructions.py [--calls 200] [--json benchmarks/results/instructions.json]
+
+Needs `valgrind` (with `callgrind_control`) on PATH; takes minutes, since every instruction of the
+measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Not part of
+`./run bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+HALVES = ("no budgets", "memory")
+
+
+def child(calls: int) -> None:
+    """Inside callgrind: warm each half, then measure `calls` calls with instrumentation on."""
+    sys.path.insert(0, str(HERE))
+    from budgets import BUDGETS, MESSAGES, _client
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
+
+    def control(*arguments: str) -> None:
+        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+
+    client = _client()
+    for half in HALVES:
+        exporter = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        options: dict[str, Any] = {"budgets": BUDGETS, "store": "memory"} if half == "memory" else {}
+        instrumentor = TokenBudgetInstrumentor()
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
+        with cost_attributes(user="u-42", feature="bench"):
+            for _ in range(30):  # price data, the store's first window, the SDK's lazy imports
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+            control("--zero")
+            control("--instr=on")
+            for _ in range(calls):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+            control("--instr=off")
+            control(f"--dump={half}")
+        spans = exporter.get_finished_spans()
+        if len(spans) != calls + 30 or any(
+            "gen_ai.usage.cost.amount" not in (s.attributes or {}) for s in spans
+        ):
+            raise SystemExit(f"{half}: expected {calls + 30} priced spans, got {len(spans)}")
+        instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+
+def measure(calls: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        output = Path(directory) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={output}",
+                sys.executable,
+                __file__,
+                "--child",
+                "--calls",
+                str(calls),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        totals: dict[str, int] = {}
+        for dump in Path(directory).glob("callgrind.out*"):
+            text = dump.read_text(errors="replace")
+            trigger = re.search(r"^desc: Trigger: dump (.+)$", text, re.MULTILINE)
+            total = re.search(r"^totals: (\d+)", text, re.MULTILINE)
+            if trigger and total and trigger.group(1).strip() in HALVES:
+                totals[trigger.group(1).strip()] = int(total.group(1))
+    if set(totals) != set(HALVES):
+        raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {list(HALVES)}")
+    per_call = {half: round(totals[half] / calls) for half in HALVES}
+    return {
+        "calls": calls,
+        "instructions_per_call": per_call,
+        "budgets_add_per_call": per_call["memory"] - per_call["no budgets"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        child(options.calls)
+        return
+    sys.path.insert(0, str(HERE))
+    from report import report
+
+    report(measure(options.calls), options.json)
+
+
+if __name__ == "__main__":
+    main()
