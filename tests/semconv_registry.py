@@ -103,6 +103,11 @@ REGISTRY: Final[Registry] = {
             "members": (),
             "stability": "development",
         },
+        "tokenbudget.cost.library": {
+            "type": "double",
+            "members": (),
+            "stability": "development",
+        },
         "tokenbudget.cost.upstream": {
             "type": "double",
             "members": (),
@@ -861,6 +866,10 @@ REGISTRY: Final[Registry] = {
                     "requirement_level": "conditionally_required",
                     "required_when": None,
                 },
+                "tokenbudget.cost.library": {
+                    "requirement_level": "recommended",
+                    "required_when": None,
+                },
                 "tokenbudget.cost.upstream": {
                     "requirement_level": "recommended",
                     "required_when": None,
@@ -966,6 +975,10 @@ REGISTRY: Final[Registry] = {
                 },
                 "tokenbudget.price.inferred": {
                     "requirement_level": "conditionally_required",
+                    "required_when": None,
+                },
+                "tokenbudget.cost.library": {
+                    "requirement_level": "recommended",
                     "required_when": None,
                 },
                 "tokenbudget.cost.upstream": {

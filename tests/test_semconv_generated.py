@@ -137,6 +137,7 @@ EXPECTED_CONSTANTS = {
     "TOKENBUDGET_PRICE_VERSION": "tokenbudget.price.version",
     "TOKENBUDGET_PRICE_INFERRED": "tokenbudget.price.inferred",
     "TOKENBUDGET_COST_UNPRICED": "tokenbudget.cost.unpriced",
+    "TOKENBUDGET_COST_LIBRARY": "tokenbudget.cost.library",
     "TOKENBUDGET_COST_UPSTREAM": "tokenbudget.cost.upstream",
     "TOKENBUDGET_USAGE_WEB_SEARCHES": "tokenbudget.usage.web_searches",
     "TOKENBUDGET_USAGE_BILLED_UNITS": "tokenbudget.usage.billed_units",

@@ -88,6 +88,10 @@ class ResponseSummary:
     input from the request and marks the cost estimated, rather than leaving the call unpriced."""
     upstream_cost: Decimal | None = None
     """Of `provider_cost`, the part that the upstream provider bills (OpenRouter BYOK)."""
+    library_cost: Decimal | None = None
+    """The cost that the client library computed from its own price table (LiteLLM's
+    `response_cost`): recorded beside ours for comparison, and the call's cost (source `provider`)
+    only when our price data does not know the model."""
     service_tier: str | None = None
     """The tier the provider says it served the call in (OpenAI's ``flex``, ``priority``): prices
     depend on it."""

@@ -55,6 +55,7 @@ from .semconv import (
     TOKENBUDGET_COST_CACHE_WRITE,
     TOKENBUDGET_COST_ESTIMATED,
     TOKENBUDGET_COST_INPUT,
+    TOKENBUDGET_COST_LIBRARY,
     TOKENBUDGET_COST_OUTPUT,
     TOKENBUDGET_COST_UNPRICED,
     TOKENBUDGET_COST_UPSTREAM,
@@ -481,6 +482,19 @@ class LLMCall:
         price = prices.lookup(request.provider, model, route)
         if price is None and model != request.model:
             price = prices.lookup(request.provider, request.model, route)
+        library_cost = summary.library_cost
+        if library_cost is not None and not (library_cost.is_finite() and library_cost >= 0):
+            runtime.rejected_provider_cost(request, library_cost)
+            library_cost = None
+        if library_cost is not None:
+            span_attributes[TOKENBUDGET_COST_LIBRARY] = float(library_cost)
+        if price is None and library_cost is not None:
+            amount = float(library_cost)
+            span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
+            span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
+            span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
+            runtime.instruments.cost.record(amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES})
+            return library_cost
         if price is None:
             span_attributes[TOKENBUDGET_COST_UNPRICED] = True
             runtime.instruments.unpriced_calls.add(1, metric_attributes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Collection, Iterable
@@ -27,6 +28,7 @@ from .providers import bedrock as bedrock_provider
 from .providers import cohere as cohere_provider
 from .providers import google_genai as google_genai_provider
 from .providers import groq as groq_provider
+from .providers import litellm as litellm_provider
 from .providers import mistral as mistral_provider
 from .providers import ollama as ollama_provider
 from .providers import openai as openai_provider
@@ -51,15 +53,17 @@ _PROVIDER_PACKAGES = {
     "mistralai": mistral_provider.targets,
     "ollama": ollama_provider.targets,
     "cohere": cohere_provider.targets,
+    "litellm": litellm_provider.targets,
 }
 
 
 def _installed(package: str) -> bool:
+    # Found, not imported: importing LiteLLM takes seconds, which an application that never uses it
+    # must not pay; the targets import what they wrap (or wait for the application to).
     try:
-        importlib.import_module(package)
-    except ImportError:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
@@ -192,7 +196,7 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
         else:
             wrapper = sync_wrapper(runtime, target.adapter)
         # Positional: wrapt 2 renamed the first parameter (module -> target).
-        wrapt.wrap_function_wrapper(target.module, f"{target.class_name}.{target.method}", wrapper)
+        wrapt.wrap_function_wrapper(target.module, _attribute_path(target), wrapper)
         self._wrapped.append(target)
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -208,7 +212,7 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             self._budgets = None
         for target in getattr(self, "_wrapped", ()):
             module = importlib.import_module(target.module)
-            unwrap(getattr(module, target.class_name), target.method)
+            unwrap(getattr(module, target.class_name) if target.class_name else module, target.method)
         self._wrapped = []
 
 
@@ -229,10 +233,17 @@ def _candidate_modules(module: str) -> list[str]:
     return [module]
 
 
+def _attribute_path(target: Target) -> str:
+    return f"{target.class_name}.{target.method}" if target.class_name else target.method
+
+
 def _find_module(target: Target) -> str | None:
     for candidate in _candidate_modules(target.module):
         try:
-            getattr(getattr(importlib.import_module(candidate), target.class_name), target.method)
+            owner: object = importlib.import_module(candidate)
+            if target.class_name:
+                owner = getattr(owner, target.class_name)
+            getattr(owner, target.method)
         except (ImportError, AttributeError):
             continue
         return candidate

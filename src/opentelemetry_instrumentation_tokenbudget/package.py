@@ -14,4 +14,5 @@ _instruments_any: tuple[str, ...] = (
     "mistralai >= 2.9.4",
     "ollama >= 0.4",
     "cohere >= 5.17",
+    "litellm >= 1.110, < 2",
 )

@@ -56,6 +56,11 @@ TOKENBUDGET_COST_ESTIMATED: Final = "tokenbudget.cost.estimated"
 billed amount.
 """
 
+TOKENBUDGET_COST_LIBRARY: Final = "tokenbudget.cost.library"
+"""The cost of the call as the client library computed it from its own price table (LiteLLM's
+`response_cost`), recorded beside `gen_ai.usage.cost.amount` for comparison.
+"""
+
 TOKENBUDGET_COST_UPSTREAM: Final = "tokenbudget.cost.upstream"
 """The part of a provider-reported `gen_ai.usage.cost.amount` that the upstream provider bills
 directly, when a gateway passes the call to the user's own provider account.

@@ -139,11 +139,16 @@ class ObservedAsyncStream(ObservedAsyncProxy):
                 return item
 
 
-def observe_stream(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool) -> Any:
-    """`result` (which `adapter.is_stream`) with its stream behind a watching proxy."""
+def observe_stream(
+    call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool, *, is_async: bool | None = None
+) -> Any:
+    """`result` (which `adapter.is_stream`) with its stream behind a watching proxy.
+
+    A stream that can be read both ways (LiteLLM's `CustomStreamWrapper`) is read the way of the
+    method that returned it (`is_async`); None: async whenever it can be."""
     stream = adapter.stream_of(result)
     hooks = CallStreamHooks(call, adapter.accumulator(hide_usage))
-    if hasattr(stream, "__anext__"):
+    if hasattr(stream, "__anext__") and (is_async is not False or not hasattr(stream, "__next__")):
         return adapter.with_stream(result, ObservedAsyncStream(stream, hooks))
     return adapter.with_stream(result, ObservedStream(stream, hooks))
 

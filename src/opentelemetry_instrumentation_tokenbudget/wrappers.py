@@ -29,12 +29,14 @@ def should_record(runtime: Runtime, context: otel_context.Context) -> bool:
     return runtime.enabled and context.get(CALL_IN_PROGRESS_KEY) is None and is_instrumentation_enabled()
 
 
-def observe_result(call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool) -> Any:
+def observe_result(
+    call: LLMCall, adapter: ApiAdapter, result: Any, hide_usage: bool, *, is_async: bool
+) -> Any:
     """Hand the user what the SDK returned, watched: a stream behind a proxy, a raw response behind
     another; a plain response is summarised at once."""
     try:
         if adapter.is_stream(result):
-            return observe_stream(call, adapter, result, hide_usage)
+            return observe_stream(call, adapter, result, hide_usage, is_async=is_async)
         if is_raw_response(result):
             return observe_raw_response(call, adapter, result, hide_usage)
         end_with_summary(call, adapter.summarize(result))
@@ -85,7 +87,7 @@ def sync_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
             raise
         finally:
             LLMCall.deactivate(token)
-        return observe_result(call, adapter, result, hide_usage)
+        return observe_result(call, adapter, result, hide_usage, is_async=False)
 
     return wrapper
 
@@ -111,7 +113,7 @@ def async_wrapper(runtime: Runtime, adapter: ApiAdapter) -> Wrapper:
                 raise
             finally:
                 LLMCall.deactivate(token)
-            return observe_result(call, adapter, result, hide_usage)
+            return observe_result(call, adapter, result, hide_usage, is_async=True)
 
         return run()
 

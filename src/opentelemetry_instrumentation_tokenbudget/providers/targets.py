@@ -11,6 +11,7 @@ from ..adapter import ApiAdapter, StreamManagerAdapter
 class Target:
     module: str
     class_name: str
+    """Empty for a function of the module itself (LiteLLM's `litellm.completion`)."""
     method: str
     adapter: ApiAdapter
     is_async: bool = field(kw_only=True)
