@@ -23,7 +23,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .attribution import cost_attributes, current_cost_attributes
-from .errors import BudgetExceededError, ConfigError
+from .errors import BudgetExceededError, ConfigError, budget_refusal
 from .instrumentor import TokenBudgetInstrumentor
 from .outcomes import record_outcome
 from .version import __version__
@@ -51,6 +51,7 @@ __all__ = [
     "ThresholdEvent",
     "TokenBudgetInstrumentor",
     "__version__",
+    "budget_refusal",
     "cost_attributes",
     "current_cost_attributes",
     "record_outcome",

@@ -91,3 +91,62 @@ class BudgetStoreUnavailableError(BudgetExceededError):
             f"budget {budget!r}{where} refused the call before sending it: its spend store {store} failed"
             f" ({cause}) and on_store_error='closed'; the limit is {format_usd(limit_usd)}",
         )
+
+
+def budget_refusal(error: BaseException) -> BudgetExceededError | None:
+    """The `BudgetExceededError` behind `error`, or None when no budget refused anything.
+
+    Frameworks wrap the exceptions of the calls they make: instructor raises its own retry exception
+    *from* tenacity's `RetryError`, whose last attempt holds ours; asyncio's `TaskGroup` gathers the
+    failures of its tasks in an `ExceptionGroup`. This looks through all of them: `error` itself, its
+    `__cause__` and `__context__`, the members of an exception group, and the last attempt of a
+    tenacity `RetryError`, nearest first::
+
+        try:
+            extract(document)
+        except Exception as error:
+            refusal = budget_refusal(error)
+            if refusal is None:
+                raise
+            return f"Not now: {refusal.budget} is spent until the window resets."
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BudgetExceededError):
+            return current
+        pending.extend(_held_by(current))
+    return None
+
+
+def _held_by(error: BaseException) -> list[BaseException]:
+    # An exception group's members (Python 3.11's `BaseExceptionGroup`, or the `exceptiongroup`
+    # backport on 3.10): both keep them in `exceptions`.
+    members = getattr(error, "exceptions", None)
+    held = (
+        [member for member in members if isinstance(member, BaseException)]
+        if isinstance(members, tuple)
+        else []
+    )
+    for linked in (error.__cause__, error.__context__, _last_attempt_error(error)):
+        if linked is not None:
+            held.append(linked)
+    return held
+
+
+def _last_attempt_error(error: BaseException) -> BaseException | None:
+    # tenacity's `RetryError.last_attempt` is a finished `concurrent.futures.Future`; read without
+    # importing tenacity, and never waited on.
+    attempt = getattr(error, "last_attempt", None)
+    done = getattr(attempt, "done", None)
+    if not callable(done) or not done():
+        return None
+    try:
+        found = attempt.exception(timeout=0)  # type: ignore[union-attr]
+    except BaseException:  # a cancelled attempt, or one that is not a Future after all
+        return None
+    return found if isinstance(found, BaseException) else None
