@@ -1,4 +1,4 @@
-"""The demo: real OpenAI, Anthropic, Gemini, Bedrock and Ollama SDK calls, instrumented, against the
+"""The demo: real OpenAI, Anthropic, Gemini, Bedrock, Ollama and LiteLLM calls, instrumented, against the
 bundled fake provider.
 
 No API key and no network: `testing.fake_server` answers on 127.0.0.1 the way the APIs do (same
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -145,6 +146,37 @@ def _ollama_calls(server: FakeProviderServer) -> list[tuple[str, Callable[[], An
     return [("ollama chat (native SDK), streamed", chat_stream)]
 
 
+def _litellm_calls(server: FakeProviderServer) -> list[tuple[str, Callable[[], Any]]]:
+    """LiteLLM's own functions, when it is installed (the `demo` extra has it)."""
+    try:
+        # LiteLLM fetches its price table from the network at import unless told to use its own copy.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+    except ImportError:
+        return []
+    messages = [{"role": "user", "content": QUESTION}]
+
+    def completion() -> Any:
+        return litellm.completion(
+            model="anthropic/claude-haiku-4-5",
+            messages=messages,
+            api_base=server.base_url_anthropic,
+            api_key="demo",
+        )
+
+    def stream() -> Any:
+        chunks = litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            api_base=server.base_url_openai,
+            api_key="demo",
+        )
+        return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+    return [("litellm completion", completion), ("litellm completion stream", stream)]
+
+
 def _gemini_client(server: FakeProviderServer) -> Any:
     from google import genai
     from google.genai import types
@@ -173,6 +205,9 @@ def _print_spans(spans: Sequence[ReadableSpan]) -> None:
         who = ",".join(
             f"{label}={attributes[key]!s}" for key, label in _ATTRIBUTION_LABELS.items() if key in attributes
         )
+        library = attributes.get("tokenbudget.cost.library")
+        if library is not None:
+            who = f"LiteLLM's own cost {Decimal(str(library)):.8f} {who}"
         if attributes.get("tokenbudget.price.inferred"):
             who = f"price inferred (gateway {attributes.get('server.address')}) {who}"
         print(
@@ -269,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + _anthropic_calls(anthropic_client)
                 + _gemini_and_bedrock_calls(_gemini_client(server), _bedrock_client(server))
                 + _ollama_calls(server)
+                + _litellm_calls(server)
             )
             for index, (_, call) in enumerate(calls):
                 user = f"u-{index % 3}"
