@@ -15,7 +15,9 @@ that it runs unchanged in the virtual environment of a peer instrumentation (see
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import statistics
 import threading
 import time
@@ -61,6 +63,9 @@ SCENARIOS = (
     GROQ_CHAT,
     GROQ_CHAT_STREAM,
 )
+# LiteLLM's completion() over the same OpenAI client and transport: measured where litellm is
+# installed (ours; the peers do not instrument LiteLLM).
+LITELLM_CHAT = "litellm completion (openai)"
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 PROMPT_TOKENS_OLD = "gen_ai.usage.prompt_tokens"
@@ -388,7 +393,7 @@ def scenarios() -> dict[str, Callable[[], Any]]:
         for _ in anth.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, messages=MESSAGES, stream=True):
             pass
 
-    return {
+    every = {
         OPENAI_CHAT: openai_chat,
         OPENAI_CHAT_STREAM: openai_chat_stream,
         ANTHROPIC_MESSAGES: anthropic_messages,
@@ -397,6 +402,20 @@ def scenarios() -> dict[str, Callable[[], Any]]:
         **bedrock_scenarios(),
         **groq_scenarios(),
     }
+    if importlib.util.find_spec("litellm") is not None:
+        every[LITELLM_CHAT] = _litellm_chat(oai)
+    return every
+
+
+def _litellm_chat(client: openai.OpenAI) -> Callable[[], Any]:
+    # LiteLLM fetches its price table from the network at import unless told to use its own copy.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    def litellm_chat() -> Any:
+        return litellm.completion(model=OPENAI_MODEL, messages=MESSAGES, client=client)
+
+    return litellm_chat
 
 
 # ---- telemetry --------------------------------------------------------------------------------------
@@ -621,8 +640,10 @@ def _floor_wrapper(tracer: Any, instruments: tuple[Any, Any, Any], provider: str
 
 
 INSTRUMENTORS: dict[str, Callable[[], Instrumentor]] = {
-    "ours": lambda: Instrumentor("ours", frozenset(SCENARIOS), _ours, requires_cost=True),
-    "ours-api-only": lambda: Instrumentor("ours-api-only", frozenset(SCENARIOS), _ours, sdk=False),
+    "ours": lambda: Instrumentor("ours", frozenset((*SCENARIOS, LITELLM_CHAT)), _ours, requires_cost=True),
+    "ours-api-only": lambda: Instrumentor(
+        "ours-api-only", frozenset((*SCENARIOS, LITELLM_CHAT)), _ours, sdk=False
+    ),
     "openllmetry": lambda: Instrumentor("openllmetry", frozenset(SCENARIOS), _openllmetry),
     "openai-v2": lambda: Instrumentor("openai-v2", frozenset({OPENAI_CHAT, OPENAI_CHAT_STREAM}), _openai_v2),
     "sdk-floor": lambda: Instrumentor(
