@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from ..finops.report import TIME_KEYS, report_aggregates
-from ..finops.sources.prometheus import Aggregate, aggregates
+from ..finops.report import TIME_KEYS, Aggregate, report_aggregates
+from ..finops.sources.prometheus import aggregates
 
 DEFAULT_RANGE_S: Final = 30 * 86400
 MAX_BUCKETS: Final = 1000

@@ -8,7 +8,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -79,9 +79,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def focus_lines(records: Iterable[SpendRecord], tag_keys: Sequence[str] | None) -> Iterator[list[str]]:
+def tag_keys_of(tags: str | None) -> list[str] | None:
+    return [key.strip() for key in tags.split(",") if key.strip()] if tags else None
+
+
+def focus_lines(rows: Iterable[dict[str, Any]]) -> Iterator[list[str]]:
     yield list(focus.COLUMNS)
-    for row in focus.rows(records, tag_keys=tag_keys):
+    for row in rows:
         yield [_text(row[column]) for column in focus.COLUMNS]
 
 
@@ -113,12 +117,8 @@ def call_lines(records: Iterable[SpendRecord]) -> Iterator[list[str]]:
         ]
 
 
-def write(
-    records: Sequence[SpendRecord], *, fmt: str, output: Path | None, tags: str | None, out: TextIO
-) -> int:
-    """Writes the export; returns the number of data rows."""
-    tag_keys = [key.strip() for key in tags.split(",") if key.strip()] if tags else None
-    lines = focus_lines(records, tag_keys) if fmt == "focus" else call_lines(records)
+def write(lines: Iterable[list[str]], *, output: Path | None, out: TextIO) -> int:
+    """Writes the export's lines (the header first); returns the number of data rows."""
     if output is None:
         writer = csv.writer(out, lineterminator="\n")
         count = -1

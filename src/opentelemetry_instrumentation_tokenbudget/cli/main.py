@@ -19,15 +19,16 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
 from ..finops import anomalies as anomaly_methods
+from ..finops import focus
 from ..finops import forecast as forecast_methods
 from ..finops.outcomes import OutcomeRecord, cost_per_success
-from ..finops.report import FIGURES, KEY_NAMES, report
+from ..finops.report import FIGURES, KEY_NAMES, report, report_aggregates
 from ..finops.sources import ledger as ledger_source
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
@@ -157,6 +158,10 @@ def _records(
     stats = otlp_json.ReadStats()
     if getattr(args, "prometheus", None) is not None:
         return []  # aggregates, read by the report itself
+    if args.command == "export" and args.ledger is not None and args.format == "focus":
+        return []  # summed by SQLite, by the export itself
+    if args.command == "report" and args.ledger is not None and args.plot is None:
+        return []  # summed by SQLite, by the report itself
     try:
         if args.ledger is not None:
             records = ledger_source.read(args.ledger)
@@ -298,6 +303,14 @@ def _report(args: argparse.Namespace, records: list[SpendRecord], now: float, un
             )  # fmt: skip
         except (otlp_json.SourceError, aggregates.RangeError) as error:
             raise UsageError(str(error)) from None
+    elif args.ledger is not None and args.plot is None:
+        try:
+            groups = ledger_source.summed(
+                args.ledger, by, where=_conditions(args.where), since=since, until=until
+            )
+        except otlp_json.SourceError as error:
+            raise UsageError(str(error)) from None
+        document = report_aggregates(groups, by=by, top=args.top, since=_iso(since), until=_iso(until))
     else:
         document = report(in_range, by=by, top=args.top, since=_iso(since), until=_iso(until))
     if args.plot is not None:
@@ -315,9 +328,24 @@ def _report(args: argparse.Namespace, records: list[SpendRecord], now: float, un
 
 def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, until: float, out: Any) -> None:
     since = _instant(args.since, now) if args.since else None
-    in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+    tag_keys = export.tag_keys_of(args.tags)
+    lines: Iterable[list[str]]
+    if args.ledger is not None and args.format == "focus":
+        try:
+            groups = ledger_source.focus_groups(
+                args.ledger, tag_keys=tag_keys, where=_conditions(args.where), since=since, until=until
+            )
+        except otlp_json.SourceError as error:
+            raise UsageError(str(error)) from None
+        lines = export.focus_lines(focus.rows_of(groups))
+    else:
+        in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
+        if args.format == "focus":
+            lines = export.focus_lines(focus.rows(in_range, tag_keys=tag_keys))
+        else:
+            lines = export.call_lines(in_range)
     try:
-        export.write(in_range, fmt=args.format, output=args.output, tags=args.tags, out=out)
+        export.write(lines, output=args.output, out=out)
     except export.ExportError as error:
         raise UsageError(str(error)) from None
 

@@ -84,7 +84,7 @@ _DAY: Final = 86400
 GroupKey = tuple[int, str, str, str, tuple[tuple[str, str], ...]]
 
 
-class _Group:
+class Group:
     __slots__ = ("cache_read", "cache_write", "calls", "cost", "estimated", "input", "output", "unpriced")
 
     def __init__(self) -> None:
@@ -103,27 +103,27 @@ def _month(day: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _tags(attributes: Mapping[str, str], keys: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
+def tags(attributes: Mapping[str, str], keys: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
     if keys is None:
         return tuple(sorted(attributes.items()))
     return tuple(sorted((key, attributes[key]) for key in keys if key in attributes))
 
 
-def group(records: Iterable[SpendRecord], *, tag_keys: Sequence[str] | None = None) -> dict[GroupKey, _Group]:
+def group(records: Iterable[SpendRecord], *, tag_keys: Sequence[str] | None = None) -> dict[GroupKey, Group]:
     """The records summed per day x provider x model x operation x attribution (`tag_keys` only, if
     given)."""
-    groups: dict[GroupKey, _Group] = {}
+    groups: dict[GroupKey, Group] = {}
     for record in records:
         key = (
             int(record.start // _DAY),
             record.provider,
             record.request_model,
             record.operation,
-            _tags(record.attributes, tag_keys),
+            tags(record.attributes, tag_keys),
         )
         totals = groups.get(key)
         if totals is None:
-            totals = groups[key] = _Group()
+            totals = groups[key] = Group()
         totals.calls += 1
         totals.input += record.input_tokens
         totals.output += record.output_tokens
@@ -142,7 +142,11 @@ def rows(
     records: Iterable[SpendRecord], *, tag_keys: Sequence[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """FOCUS rows, by day, then provider, model, operation and tags."""
-    for key, totals in sorted(group(records, tag_keys=tag_keys).items(), key=lambda item: item[0]):
+    return rows_of(group(records, tag_keys=tag_keys))
+
+
+def rows_of(groups: Mapping[GroupKey, Group]) -> Iterator[dict[str, Any]]:
+    for key, totals in sorted(groups.items(), key=lambda item: item[0]):
         day_number, provider, model, operation, tags = key
         day = datetime.fromtimestamp(day_number * _DAY, timezone.utc)
         period_start, period_end = _month(day)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Final
@@ -87,8 +88,22 @@ def report(
     return _document(total, groups, by=by, top=top, since=since, until=until)
 
 
+@dataclass
+class Aggregate:
+    """Figures already summed over a group of calls (by a source of aggregates)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: Decimal = field(default_factory=Decimal)
+    unpriced_calls: int = 0
+    estimated_calls: int = 0
+
+
 def report_aggregates(
-    groups: Mapping[tuple[str, ...], Any],
+    groups: Mapping[tuple[str, ...], Aggregate],
     *,
     by: Sequence[str],
     top: int | None = None,
@@ -96,7 +111,7 @@ def report_aggregates(
     until: str | None = None,
 ) -> dict[str, Any]:
     """The same document from figures already summed per group (a source of aggregates, such as
-    Prometheus): each value has `calls`, `input_tokens`, `output_tokens`, `cost_usd`, `unpriced_calls`."""
+    Prometheus, or the ledger's own SQL)."""
     total = _Totals()
     totals: dict[tuple[str, ...], _Totals] = {}
     for key, figures in groups.items():
@@ -105,8 +120,11 @@ def report_aggregates(
             into.calls += figures.calls
             into.input += figures.input_tokens
             into.output += figures.output_tokens
+            into.cache_read += figures.cache_read_tokens
+            into.cache_write += figures.cache_write_tokens
             into.cost += figures.cost_usd
             into.unpriced += figures.unpriced_calls
+            into.estimated += figures.estimated_calls
     return _document(total, totals if by else {}, by=by, top=top, since=since, until=until)
 
 

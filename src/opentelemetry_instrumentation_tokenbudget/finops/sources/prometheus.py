@@ -20,10 +20,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from ..report import Aggregate
 from ..spend_record import KEY_ALIASES, UNSET
 from .otlp_json import SourceError
 
@@ -38,15 +38,6 @@ _NOT_A_LABEL_CHARACTER: Final = re.compile(r"[^a-zA-Z0-9_]")
 def label_of(key: str) -> str:
     """The Prometheus label that carries the attribute an alias or attribute name stands for."""
     return _NOT_A_LABEL_CHARACTER.sub("_", KEY_ALIASES.get(key, key))
-
-
-@dataclass
-class Aggregate:
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: Decimal = field(default_factory=Decimal)
-    unpriced_calls: int = 0
 
 
 class Prometheus:
