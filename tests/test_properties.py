@@ -15,7 +15,8 @@ with the instrumentation suppressed, and asserts:
 
 Profiles: ``ci`` (the default: derandomized, a bounded number of examples per test, so that the whole
 module adds well under 40 s on two cores) and ``long`` (random, many more examples), chosen with
-``TOKENBUDGET_HYPOTHESIS_PROFILE=long``; `benchmarks/README.md` gives both runs' figures.
+``TOKENBUDGET_HYPOTHESIS_PROFILE=long``. A failure prints the example and the
+``@reproduce_failure`` line that replays it.
 """
 
 from __future__ import annotations
