@@ -23,9 +23,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .attribution import cost_attributes, current_cost_attributes
-from .errors import BudgetExceededError, ConfigError, budget_refusal
+from .errors import BudgetExceededError, ConfigError, SpendLimitExceededError, budget_refusal
 from .instrumentor import TokenBudgetInstrumentor
 from .outcomes import record_outcome
+from .spend_limit import SpendLimit, spend_limit
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ __all__ = [
     "BudgetExceededError",
     "ConfigError",
     "ForecastEvent",
+    "SpendLimit",
+    "SpendLimitExceededError",
     "ThresholdEvent",
     "TokenBudgetInstrumentor",
     "__version__",
@@ -55,4 +58,5 @@ __all__ = [
     "cost_attributes",
     "current_cost_attributes",
     "record_outcome",
+    "spend_limit",
 ]

@@ -150,3 +150,35 @@ def _last_attempt_error(error: BaseException) -> BaseException | None:
     except BaseException:  # a cancelled attempt, or one that is not a Future after all
         return None
     return found if isinstance(found, BaseException) else None
+
+
+class SpendLimitExceededError(BudgetExceededError):
+    """A `spend_limit` block refused the call before any request was sent: the call's estimate would
+    take the block's spend past its cap. `budget` is the limit's name; `limit` the object itself."""
+
+    def __init__(
+        self,
+        *,
+        limit: object,
+        name: str,
+        spent_usd: Decimal,
+        reserved_usd: Decimal,
+        estimate_usd: Decimal,
+        limit_usd: Decimal,
+    ) -> None:
+        self.limit = limit
+        self.budget = name
+        self.group = ""
+        self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
+        self.estimate_usd = estimate_usd
+        self.limit_usd = limit_usd
+        self.resets_at = None
+        Exception.__init__(
+            self,
+            f"spend_limit {name!r} refused the call before sending it: spent in the block"
+            f" {format_usd(spent_usd)} + reserved by calls in flight {format_usd(reserved_usd)}"
+            f" + this call's estimate {format_usd(estimate_usd)}"
+            f" = {format_usd(spent_usd + reserved_usd + estimate_usd)} would pass its cap of"
+            f" {format_usd(limit_usd)}",
+        )

@@ -33,6 +33,7 @@ from .providers import mistral as mistral_provider
 from .providers import ollama as ollama_provider
 from .providers import openai as openai_provider
 from .providers.targets import StreamManagerTarget, Target
+from .scoped_guard import ScopedGuard
 from .stream_managers import stream_manager_wrapper
 from .version import __version__
 from .wrappers import async_wrapper, sync_wrapper
@@ -141,6 +142,8 @@ class TokenBudgetInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIn
             from .budgets.setup import install_budgets
 
             self._budgets = install_budgets(runtime, options, tracer_provider, meter, INSTRUMENTATION_SCOPE)
+        # Always there, budgets or not: a spend_limit block needs no budget declared.
+        runtime.guard = ScopedGuard(runtime.guard, runtime.prices)
         if options.ledger is not None:
             # Imported only now: without a ledger no file is opened and sqlite3 is not loaded.
             from .ledger.writer import LedgerWriter

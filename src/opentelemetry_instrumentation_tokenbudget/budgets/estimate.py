@@ -83,3 +83,9 @@ class CostEstimator:
             output_tokens = self.averages.get(request.provider, request.model)
         usage = TokenUsage(input_tokens=request.estimate_input_tokens(), output_tokens=output_tokens)
         return usd_to_picodollars(price_usage(price, usage).total)
+
+
+def observe_output(estimator: CostEstimator, request: RequestInfo, usage: TokenUsage) -> None:
+    """Teach the estimator a finished call's output (embeddings have none to learn)."""
+    if request.operation != _EMBEDDINGS:
+        estimator.averages.observe(request.provider, request.model, usage.output_tokens)

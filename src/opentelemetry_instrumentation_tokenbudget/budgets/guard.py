@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MODEL,
-    GenAiOperationNameValues,
 )
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
@@ -50,15 +49,13 @@ from ..semconv import (
 from ..usage import TokenUsage
 from .budget_metrics import BudgetCounters, GroupTracker
 from .charges import Charge, ChargeBook
-from .estimate import CostEstimator
+from .estimate import CostEstimator, observe_output
 from .spec import Budget
 from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
 from .store_health import StoreHealth
 from .thresholds import ThresholdNotifier
 
 _logger = logging.getLogger(__name__)
-
-_EMBEDDINGS: Final = GenAiOperationNameValues.EMBEDDINGS.value
 
 
 @dataclass(slots=True)
@@ -183,8 +180,8 @@ class BudgetGuard:
         usage: TokenUsage | None = None,
     ) -> None:
         try:
-            if usage is not None and request.operation != _EMBEDDINGS:
-                self.estimator.averages.observe(request.provider, request.model, usage.output_tokens)
+            if usage is not None:
+                observe_output(self.estimator, request, usage)
             if not isinstance(admission, BudgetAdmission) or self._closed:
                 return
             if usage is None:
