@@ -121,6 +121,8 @@ class BudgetGuard:
         self._closed = False
         self.settle_listeners: list[SettleListener] = []
         """Told of every settlement after the thresholds (the forecast and anomaly signals)."""
+        self.on_refusal: Callable[[BudgetExceededError], None] | None = None
+        """Told of every refusal before it is raised (`tokenbudget run` counts them across processes)."""
         self.on_call_start: Callable[[int], None] | None = None
         """Told the id of the span current when a call begins (see `BudgetSpanProcessor.cover`)."""
 
@@ -289,6 +291,8 @@ class BudgetGuard:
         try:
             self._count_refusal(charge, request, attribution)
             self._refusal_event(charge, error, request)
+            if self.on_refusal is not None:
+                self.on_refusal(error)
         except Exception:
             _logger.debug("tokenbudget: could not report a refusal", exc_info=True)
         raise error

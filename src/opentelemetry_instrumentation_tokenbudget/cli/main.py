@@ -33,6 +33,7 @@ from ..finops.sources import ledger as ledger_source
 from ..finops.sources import otlp_json
 from ..finops.spend_record import KEY_ALIASES, SpendRecord
 from . import aggregates, commands, export, render
+from . import run as gate
 
 BAD_INPUT: Final = 2
 _DURATION = re.compile(r"^(\d+)([hdw])$")
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     advise.add_argument("--until")
 
     export.add_parser(sub, lambda parser: _common(parser, formats=export.FORMATS))
+    gate.add_parser(sub)
     return parser
 
 
@@ -424,6 +426,8 @@ def _print(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return gate.main(args)
     try:
         return run(args, sys.stdout, sys.stderr)
     except UsageError as error:
