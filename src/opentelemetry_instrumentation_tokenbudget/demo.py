@@ -25,7 +25,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import Budget, BudgetExceededError, TokenBudgetInstrumentor, cost_attributes, demo_signals
+from . import (
+    Budget,
+    BudgetExceededError,
+    SpendLimitExceededError,
+    TokenBudgetInstrumentor,
+    cost_attributes,
+    demo_signals,
+    spend_limit,
+)
 from .instrumentor import INSTRUMENTATION_SCOPE
 from .testing.fake_server import FakeProviderServer
 from .testing.otlp_json import OtlpJsonFileExporter
@@ -256,6 +264,24 @@ def _runaway_loop(client: Any, budget: Budget) -> None:
     print(f"u-other, same feature, own group of budget {budget.name!r}: still served")
 
 
+def _capped_task(client: Any) -> None:
+    """A task with its own cap and no budget declared: `spend_limit` refuses, before it is sent, the
+    call that would take the block past it."""
+    admitted = 0
+    with spend_limit(usd=0.0002, name="fill-form") as limit, cost_attributes(project="acme", feature="form"):
+        try:
+            for _ in range(100):
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": QUESTION}],
+                    max_completion_tokens=200,
+                )
+                admitted += 1
+        except SpendLimitExceededError as refused:
+            spent = limit.spent_usd
+            print(f"\nspend_limit 'fill-form': {admitted} calls, ${spent}, then refused:\n  {refused}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.parse_args(argv)
@@ -314,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spans = _our_spans(exporter.get_finished_spans())
             _print_spans(spans)
             _runaway_loop(openai_client, agent_budget)
+            _capped_task(openai_client)
         finally:
             instrumentor.uninstrument()
         demo_signals.run(server, spans_file=spans_file)
