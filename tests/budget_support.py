@@ -6,7 +6,10 @@ tokens) with ``max_tokens=10``. The fake provider bills it 3 + 100 = 103 input t
 one token per four characters) and 7 output tokens (its canned reply has seven words):
 103 * 0.15 + 7 * 0.6 = 19.65 microdollars. Before sending, the instrumentation estimates it at
 100 input tokens (its prompt, four characters a token) and the 10 output tokens that max_tokens
-allows: 100 * 0.15 + 10 * 0.6 = 21 microdollars.
+allows: 100 * 0.15 + 10 * 0.6 = 21 microdollars. In the default reservation mode, once a call of the
+model has ended, the output reserved is the 95th percentile of those seen, 7 (below max_tokens):
+100 * 0.15 + 7 * 0.6 = 19.2 microdollars, 0.45 below the real cost (the prompt is counted at 100
+tokens of the 103 billed); the strict mode reserves max_tokens, 21, from first call to last.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ PROMPT = "x" * 400
 MAX_TOKENS = 10
 CALL_COST = Decimal("0.00001965")
 CALL_ESTIMATE = Decimal("0.000021")
+EXPECTED_ESTIMATE = Decimal("0.0000192")
 PICO = 10**12
 CALL_COST_PICO = int(CALL_COST * PICO)
 CALL_ESTIMATE_PICO = int(CALL_ESTIMATE * PICO)

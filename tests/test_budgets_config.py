@@ -29,7 +29,7 @@ from tests.conftest import Telemetry
 ENV = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
 BUDGET_KEYS = "name, limit_usd, window, timezone, match, group_by, action, thresholds"
 TOP_LEVEL_KEYS = (
-    "store, on_store_error, max_metric_groups, metric_attribution_keys, baggage_attribution,"
+    "store, on_store_error, reservation, max_metric_groups, metric_attribution_keys, baggage_attribution,"
     " inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers, budgets, prices, ledger,"
     " record_error_messages"
 )
@@ -192,6 +192,10 @@ output_mtok = 2
             'on_store_error = "maybe"\n',
             "{path}: on_store_error='maybe': expected 'open' or 'closed'",
         ),
+        (
+            'reservation = "max_tokens"\n',
+            "{path}: reservation='max_tokens': expected 'expected' or 'strict'",
+        ),
         ("max_metric_groups = -1\n", "{path}: max_metric_groups=-1: expected an integer >= 0"),
         (
             'metric_attribution_keys = "user.id"\n',
@@ -289,7 +293,7 @@ def test_a_misspelt_keyword_argument_is_refused_by_name() -> None:
         "instrument(): unknown keyword arguments budget, stor; expected some of tracer_provider,"
         " meter_provider, prices, metric_attribution_keys, inject_stream_usage, anthropic_sdk_spans,"
         " base_url_providers, local_servers, baggage_attribution, budgets, store, on_store_error,"
-        " on_threshold, on_forecast, on_anomaly, clock, max_metric_groups, ledger,"
+        " reservation, on_threshold, on_forecast, on_anomaly, clock, max_metric_groups, ledger,"
         " record_error_messages"
     )
     assert not _patched()

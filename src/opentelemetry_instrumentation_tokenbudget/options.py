@@ -28,6 +28,8 @@ DEFAULT_STORE: Final = "memory"
 DEFAULT_MAX_METRIC_GROUPS: Final = 100
 ON_STORE_ERROR: Final = ("open", "closed")
 OnStoreError = Literal["open", "closed"]
+RESERVATIONS: Final = ("expected", "strict")
+Reservation = Literal["expected", "strict"]
 _STORE_METHODS: Final = ("reserve", "settle", "release", "balances", "close")
 # What `instrument()` takes besides the options (`BaseInstrumentor.instrument` consumes its own
 # `skip_dep_check` and `raise_exception_on_conflict` before we see them).
@@ -55,6 +57,9 @@ class Options:
     max_metric_groups: int
     on_forecast: Callable[[Any], object] | None = None
     on_anomaly: Callable[[Any], object] | None = None
+    reservation: Reservation = "expected"
+    """What a call reserves for its output: a high percentile of the model's recent outputs capped by
+    `max_tokens` ("expected"), or `max_tokens` itself ("strict"); see `budgets.estimate`."""
     ledger: str | None = None
     """`sqlite:///path[?retention_days=N]`: the spend ledger's file; None: no ledger (the default)."""
     record_error_messages: bool = False
@@ -102,7 +107,8 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     baggage, baggage_where = pick("baggage_attribution", False)
     budgets, budgets_where = pick("budgets", ())
     store, store_where = pick("store", DEFAULT_STORE)
-    on_store_error, policy_where = pick("on_store_error", "open")
+    on_store_error = _one_of("on_store_error", ON_STORE_ERROR, *pick("on_store_error", "open"))
+    reservation = _one_of("reservation", RESERVATIONS, *pick("reservation", "expected"))
     max_groups, groups_where = pick("max_metric_groups", DEFAULT_MAX_METRIC_GROUPS)
     on_threshold = given.get("on_threshold")
     on_forecast = given.get("on_forecast")
@@ -119,8 +125,6 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         except ValueError as error:
             raise ConfigError(f"{ledger_where}: {error}") from None
 
-    if on_store_error not in ON_STORE_ERROR:
-        raise _budget_error(f"{policy_where}: on_store_error={on_store_error!r}: expected 'open' or 'closed'")
     if isinstance(max_groups, bool) or not isinstance(max_groups, int) or max_groups < 0:
         raise _budget_error(f"{groups_where}: max_metric_groups={max_groups!r}: expected an integer >= 0")
     if not isinstance(inject, bool):
@@ -161,7 +165,15 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
         on_anomaly=on_anomaly,
         ledger=ledger,
         record_error_messages=error_messages,
+        reservation=reservation,
     )
+
+
+def _one_of(key: str, allowed: tuple[str, ...], value: Any, where: str) -> Any:
+    if value not in allowed:
+        expected = " or ".join(repr(choice) for choice in allowed)
+        raise _budget_error(f"{where}: {key}={value!r}: expected {expected}")
+    return value
 
 
 def _mapping(key: str, value: object, where: str) -> Mapping[str, Any]:
@@ -256,6 +268,7 @@ OPTION_NAMES: Final = (
     "budgets",
     "store",
     "on_store_error",
+    "reservation",
     "on_threshold",
     "on_forecast",
     "on_anomaly",

@@ -4,6 +4,7 @@ cannot pass arguments to `instrument()`.
 ```toml
 store = "sqlite:////var/lib/app/spend.db"      # "memory" (default) | "sqlite:///…" | "redis://…"
 on_store_error = "open"                         # or "closed"
+reservation = "expected"                        # or "strict" (reserve max_tokens)
 max_metric_groups = 100
 metric_attribution_keys = ["tokenbudget.project", "tokenbudget.feature"]
 baggage_attribution = true                      # or a list of attribute names
@@ -48,6 +49,7 @@ BUDGET_KEYS: Final = ("name", "limit_usd", "window", "timezone", "match", "group
 TOP_LEVEL_KEYS: Final = (
     "store",
     "on_store_error",
+    "reservation",
     "max_metric_groups",
     "metric_attribution_keys",
     "baggage_attribution",

@@ -1,16 +1,29 @@
 """What a call will probably cost, known before it is sent, so that a budget can reserve it.
 
-Input tokens come from the request (`RequestInfo.estimate_input_tokens`). Output tokens are the
-request's own ceiling (`max_tokens` / `max_output_tokens`) when it gives one, which makes the estimate
-an upper bound; otherwise the model's recent average output, learnt from the calls' real usage.
+Input tokens come from the request (`RequestInfo.estimate_input_tokens`). Output tokens depend on the
+reservation mode:
+
+- ``"expected"`` (the default): a high percentile (p95) of the recent outputs of the same model,
+  capped by the request's ``max_tokens`` / ``max_output_tokens``. Frameworks send the model's maximum
+  as ``max_tokens`` (64000 for claude-haiku-4-5), and reserving it would refuse calls that cost a
+  cent. The price: a call whose output beats the percentile costs more than it reserved, so a budget
+  can be passed by at most the excess of the calls in flight at that moment.
+- ``"strict"``: the request's ceiling itself, which makes the estimate an upper bound on the output
+  and the limit one that is never passed (as far as the prompt's count is right).
+
+A ceiling or an observed output that is not a whole number of tokens in [0, `MAX_TOKENS`] is ignored:
+the caller's own ``max_tokens=-5`` goes to the provider unchanged, to be refused by it, and one absurd
+response never reaches the percentile.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import threading
-from collections import OrderedDict
-from typing import Final
+from collections import OrderedDict, deque
+from typing import Final, Literal
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 
@@ -22,42 +35,80 @@ from .store import usd_to_picodollars
 
 _logger = logging.getLogger(__name__)
 
+ReservationMode = Literal["expected", "strict"]
+RESERVATION_MODES: Final = ("expected", "strict")
+
 DEFAULT_OUTPUT_TOKENS: Final = 256
 """The output assumed for a model before any of its calls has finished: a short chat answer."""
+
+MAX_TOKENS: Final = 10_000_000
+"""More tokens than any model reads or writes in one call (the largest context windows hold a few
+million): a count above it is a malformed value, not a call."""
 
 _EMBEDDINGS: Final = GenAiOperationNameValues.EMBEDDINGS.value
 _UNPRICED_ESTIMATE: Final = "budgets admit its calls with an estimate of $0 and cannot count their cost"
 
 
-class OutputTokenAverages:
-    """A moving average of output tokens per (provider, model), for at most `max_models` models.
+def plausible_tokens(value: object) -> int | None:
+    """`value` if it is a token count that can be believed, else None."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
 
-    The first `weight` observations of a model are averaged plainly; after that each new one moves
-    the average by 1/`weight` of its difference, so that the average follows a change of prompts
-    within a few dozen calls while one outlier moves it little.
+
+class _Recent:
+    """The last outputs of one model, in arrival order and sorted, with the percentile cached."""
+
+    __slots__ = ("arrivals", "percentile", "sorted")
+
+    def __init__(self, size: int) -> None:
+        self.arrivals: deque[int] = deque(maxlen=size)
+        self.sorted: list[int] = []
+        self.percentile = 0
+
+
+class OutputTokenPercentiles:
+    """A high percentile of the last `window` output counts per (provider, model), for at most
+    `max_models` models (the least recently seen are forgotten): memory is bounded by
+    `window * max_models` integers whatever the traffic.
     """
 
     def __init__(
-        self, initial: int = DEFAULT_OUTPUT_TOKENS, weight: int = 20, max_models: int = 1024
+        self,
+        initial: int = DEFAULT_OUTPUT_TOKENS,
+        *,
+        quantile: float = 0.95,
+        window: int = 100,
+        max_models: int = 1024,
     ) -> None:
+        if not 0 < quantile <= 1 or window < 1 or max_models < 1:
+            raise ValueError("quantile must be in (0, 1], window and max_models at least 1")
         self._initial = initial
-        self._weight = weight
+        self._quantile = quantile
+        self._window = window
         self._max_models = max_models
         self._lock = threading.Lock()
-        self._models: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str], _Recent] = OrderedDict()
 
     def get(self, provider: str, model: str) -> int:
-        entry = self._models.get((provider, model))
-        if entry is None:
-            return self._initial
-        return round(entry[0])
+        recent = self._models.get((provider, model))
+        return self._initial if recent is None else recent.percentile
 
-    def observe(self, provider: str, model: str, output_tokens: int) -> None:
+    def observe(self, provider: str, model: str, output_tokens: object) -> None:
+        tokens = plausible_tokens(output_tokens)
+        if tokens is None:
+            return
         key = (provider, model)
         with self._lock:
-            average, count = self._models.pop(key, (float(self._initial), 0))
-            count = min(count + 1, self._weight)
-            self._models[key] = (average + (output_tokens - average) / count, count)
+            recent = self._models.pop(key, None) or _Recent(self._window)
+            if len(recent.arrivals) == self._window:
+                del recent.sorted[bisect.bisect_left(recent.sorted, recent.arrivals[0])]
+            recent.arrivals.append(tokens)
+            bisect.insort(recent.sorted, tokens)
+            # The nearest-rank percentile: a value that was observed, never an interpolation.
+            rank = math.ceil(self._quantile * len(recent.sorted))
+            recent.percentile = recent.sorted[max(rank, 1) - 1]
+            self._models[key] = recent
             if len(self._models) > self._max_models:
                 self._models.popitem(last=False)
 
@@ -65,9 +116,16 @@ class OutputTokenAverages:
 class CostEstimator:
     """The estimated cost of a request in picodollars; 0 for a model nobody has a price for."""
 
-    def __init__(self, prices: PriceBook, averages: OutputTokenAverages | None = None) -> None:
+    def __init__(
+        self,
+        prices: PriceBook,
+        outputs: OutputTokenPercentiles | None = None,
+        *,
+        mode: ReservationMode = "expected",
+    ) -> None:
         self._prices = prices
-        self.averages = averages or OutputTokenAverages()
+        self.outputs = outputs or OutputTokenPercentiles()
+        self._strict = mode == "strict"
         self._unpriced = UnpricedWarnings(_logger)
 
     def estimate(self, request: RequestInfo) -> int:
@@ -75,17 +133,21 @@ class CostEstimator:
         if price is None:
             self._unpriced.warn(request.provider, request.model, _UNPRICED_ESTIMATE)
             return 0
-        if request.operation == _EMBEDDINGS:
-            output_tokens = 0
-        elif request.max_output_tokens is not None:
-            output_tokens = request.max_output_tokens
-        else:
-            output_tokens = self.averages.get(request.provider, request.model)
-        usage = TokenUsage(input_tokens=request.estimate_input_tokens(), output_tokens=output_tokens)
+        input_tokens = min(max(request.estimate_input_tokens(), 0), MAX_TOKENS)
+        usage = TokenUsage(input_tokens=input_tokens, output_tokens=self.output_tokens(request))
         return usd_to_picodollars(price_usage(price, usage).total)
+
+    def output_tokens(self, request: RequestInfo) -> int:
+        if request.operation == _EMBEDDINGS:
+            return 0
+        ceiling = plausible_tokens(request.max_output_tokens)
+        if ceiling is not None and self._strict:
+            return ceiling
+        expected = self.outputs.get(request.provider, request.model)
+        return expected if ceiling is None else min(expected, ceiling)
 
 
 def observe_output(estimator: CostEstimator, request: RequestInfo, usage: TokenUsage) -> None:
     """Teach the estimator a finished call's output (embeddings have none to learn)."""
     if request.operation != _EMBEDDINGS:
-        estimator.averages.observe(request.provider, request.model, usage.output_tokens)
+        estimator.outputs.observe(request.provider, request.model, usage.output_tokens)

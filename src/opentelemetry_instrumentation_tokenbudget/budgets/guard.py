@@ -6,6 +6,10 @@ would pass its limit, nothing is reserved anywhere and the call is refused with 
 before any request leaves. When the call ends, `settle` swaps the reservation for the real cost (or
 `release` drops it, for a call that failed without usage) and reports crossed thresholds.
 
+An amount that no ledger can hold (an estimate or a cost from a malformed response) is a validation
+error, not a store failure: it is logged, the call is admitted or settled with what can be believed,
+and the store's health and `on_store_error` are not touched.
+
 The store may fail. Warn budgets then fail open. Blocking budgets follow `on_store_error`: "open"
 (the default) admits the call without a reservation, "closed" refuses it. A call admitted while the
 store was down still tries to record its cost when it ends, so that an outage shorter than a call
@@ -53,6 +57,7 @@ from .estimate import CostEstimator, observe_output
 from .spec import Budget
 from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
 from .store_health import StoreHealth
+from .stores._ledger import is_amount
 from .thresholds import ThresholdNotifier
 
 _logger = logging.getLogger(__name__)
@@ -164,6 +169,11 @@ class BudgetGuard:
         keys = [charge.key for charge in charges]
         try:
             outcome = self.store.reserve(keys, estimate)
+        except ValueError:
+            # Refused by the store's own checks (an amount or keys of ours that cannot be right): our
+            # defect, not an outage. The call goes on, unreserved, and the policy is not applied.
+            _logger.warning("tokenbudget: an invalid reservation of %r picodollars", estimate, exc_info=True)
+            return BudgetAdmission(charges, 0, attributes)
         except Exception as error:
             self._health.failed("reserve", error)
             return self._admit_without_store(charges, estimate, request, attribution, error)
@@ -193,6 +203,13 @@ class BudgetGuard:
                 actual = admission.reserved
             else:
                 actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
+                if not is_amount(actual):
+                    _logger.warning(
+                        "tokenbudget: a call's cost of %s USD cannot be right; its reservation is counted"
+                        " instead",
+                        cost,
+                    )
+                    actual = admission.reserved
             self._settle(admission.charges, admission.reserved, actual, span, admission.attributes)
         except Exception:
             _logger.debug("tokenbudget: could not settle a call's budgets", exc_info=True)
@@ -202,6 +219,8 @@ class BudgetGuard:
             return
         try:
             self.store.release([charge.key for charge in admission.charges], admission.reserved)
+        except ValueError:
+            _logger.warning("tokenbudget: an invalid release of %r", admission.reserved, exc_info=True)
         except Exception as error:
             self._health.failed("release", error)
         else:
@@ -222,12 +241,16 @@ class BudgetGuard:
 
     def _estimate(self, request: RequestInfo) -> int:
         try:
-            return self.estimator.estimate(request)
+            estimate = self.estimator.estimate(request)
         except Exception:
             # An estimate we cannot make must not exempt the call from its budgets: reserve nothing,
             # but still check that the budget is not already spent.
             _logger.debug("tokenbudget: could not estimate a call's cost", exc_info=True)
             return 0
+        if not is_amount(estimate):
+            _logger.warning("tokenbudget: an invalid estimate of %r picodollars; 0 reserved", estimate)
+            return 0
+        return estimate
 
     def _settle(
         self,
@@ -239,6 +262,11 @@ class BudgetGuard:
     ) -> None:
         try:
             balances = self.store.settle([charge.key for charge in charges], reserved, actual)
+        except ValueError:
+            _logger.warning(
+                "tokenbudget: an invalid settlement (%r reserved, %r spent)", reserved, actual, exc_info=True
+            )
+            return
         except Exception as error:
             self._health.failed("settle", error)
             return

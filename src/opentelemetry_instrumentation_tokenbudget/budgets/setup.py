@@ -79,7 +79,7 @@ def install_budgets(
     guard = BudgetGuard(
         options.budgets,
         store,
-        estimator=CostEstimator(runtime.prices),
+        estimator=CostEstimator(runtime.prices, mode=options.reservation),
         notifier=ThresholdNotifier(counters.threshold_crossings, options.on_threshold),
         counters=counters,
         tracker=tracker,

@@ -77,6 +77,11 @@ class ReserveOutcome:
         return self.refused_by is None
 
 
+class AmountError(ValueError):
+    """An amount that no ledger may hold (negative, not an int, past 2**63 - 1): a bug or a malformed
+    response upstream of the store, never the store's failure, so `on_store_error` does not apply."""
+
+
 class StoreError(Exception):
     """The store could not be reached or answered wrongly; the caller applies its on_store_error policy."""
 

@@ -57,4 +57,28 @@ def _refusal(exchange: Exchange) -> httpx2.Response | None:
         # Refused by the real API too: this catches an instrumentation that adds stream_options blindly.
         message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
         return error(exchange, 400, message, "invalid_request_error", param="stream_options")
+    return _out_of_range(exchange)
+
+
+_MAX_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_INT32_MAX = 2**31 - 1
+
+
+def _out_of_range(exchange: Exchange) -> httpx2.Response | None:
+    """The real API's 400 for an output ceiling below 1 or past a 32-bit integer."""
+    for name in _MAX_TOKEN_FIELDS:
+        value = exchange.body.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        if value < 1:
+            bound, code = ">= 1", "integer_below_min_value"
+        elif value > _INT32_MAX:
+            bound, code = f"<= {_INT32_MAX}", "integer_above_max_value"
+        else:
+            continue
+        side = "below minimum" if value < 1 else "above maximum"
+        message = (
+            f"Invalid '{name}': integer {side} value. Expected a value {bound}, but got {value} instead."
+        )
+        return error(exchange, 400, message, "invalid_request_error", code=code, param=name)
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..store import Balance, LedgerKey, StoreError
+from ..store import AmountError, Balance, LedgerKey, StoreError
 
 # SQLite INTEGER and Redis HINCRBY are signed 64-bit and cannot hold more; every store refuses a balance
 # past this before writing anything, so that a call over several entries is never half applied.
@@ -17,9 +17,13 @@ MAX_BALANCE = 2**63 - 1
 ZERO = Balance(spent=0, reserved=0)
 
 
+def is_amount(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_BALANCE
+
+
 def check_amount(name: str, value: int) -> None:
-    if type(value) is not int or not 0 <= value <= MAX_BALANCE:
-        raise ValueError(f"{name} must be an int of picodollars in [0, 2**63 - 1], not {value!r}")
+    if not is_amount(value):
+        raise AmountError(f"{name} must be an int of picodollars in [0, 2**63 - 1], not {value!r}")
 
 
 def check_keys(keys: Sequence[LedgerKey]) -> None:
