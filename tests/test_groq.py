@@ -222,8 +222,9 @@ def test_hard_budget_refuses_before_the_request_leaves(instrument: Any, telemetr
 def test_budget_reserves_then_refuses_the_call_that_would_pass_it(
     instrument: Any, telemetry: Telemetry
 ) -> None:
-    # Each call reserves 9 x 0.05 + 50 x 0.08 = 4.45 microdollars before it is sent: the first fits
-    # in 6, and costs 4.34; 4.34 + 4.45 does not fit, so the second is refused.
+    # The first call reserves 9 x 0.05 + 50 x 0.08 = 4.45 microdollars (no output of the model seen
+    # yet: the default 256 tokens, capped by max_tokens), fits in 6, and costs 4.34 with 43 output
+    # tokens; the second reserves 9 x 0.05 + 43 x 0.08 = 3.89, and 4.34 + 3.89 does not fit.
     instrument(budgets=[Budget("groq", limit_usd=Decimal("0.000006"), window="day")])
     cassette = Cassette("groq/test_chat_legacy.yaml")
     client = groq_client(cassette)
@@ -234,7 +235,7 @@ def test_budget_reserves_then_refuses_the_call_that_would_pass_it(
 
     assert len(cassette.requests) == 1
     assert refused.value.spent_usd == Decimal("0.00000434")
-    assert refused.value.estimate_usd == Decimal("0.00000445")
+    assert refused.value.estimate_usd == Decimal("0.00000389")
 
 
 def test_with_raw_response_is_counted_when_parsed(instrumented: Any, telemetry: Telemetry) -> None:
