@@ -52,7 +52,14 @@ def test_downstream_reads_baggage_when_asked_and_local_values_win(
     *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock
 ) -> None:
     budget = Budget("per-user", "0.00005", group_by=["user.id"])
-    instrument(budgets=[budget], store=store, clock=clock, baggage_attribution=True)
+    instrument(
+        budgets=[budget],
+        store=store,
+        clock=clock,
+        baggage_attribution=True,
+        # Named for it: baggage is the caller's word, and picks budget groups only for these keys.
+        baggage_budget_keys=["user.id"],
+    )
     client = client_for(FakeProvider())
     headers = _headers_sent_upstream(user="u-42", feature="search", propagate=True)
 

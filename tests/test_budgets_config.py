@@ -27,11 +27,11 @@ from tests.budget_support import PROMPT, Clock, ask, client_for, ledger
 from tests.conftest import Telemetry
 
 ENV = "OTEL_INSTRUMENTATION_TOKENBUDGET_CONFIG"
-BUDGET_KEYS = "name, limit_usd, window, timezone, match, group_by, action, thresholds"
+BUDGET_KEYS = "name, limit_usd, window, timezone, match, group_by, max_groups, action, thresholds"
 TOP_LEVEL_KEYS = (
     "store, on_store_error, reservation, max_metric_groups, metric_attribution_keys, baggage_attribution,"
-    " inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers, budgets, prices, ledger,"
-    " record_error_messages"
+    " baggage_budget_keys, inject_stream_usage, anthropic_sdk_spans, base_url_providers, local_servers,"
+    " budgets, prices, ledger, record_error_messages"
 )
 
 
@@ -292,7 +292,8 @@ def test_a_misspelt_keyword_argument_is_refused_by_name() -> None:
     assert str(raised.value) == (
         "instrument(): unknown keyword arguments budget, stor; expected some of tracer_provider,"
         " meter_provider, prices, metric_attribution_keys, inject_stream_usage, anthropic_sdk_spans,"
-        " base_url_providers, local_servers, baggage_attribution, budgets, store, on_store_error,"
+        " base_url_providers, local_servers, baggage_attribution, baggage_budget_keys, budgets, store,"
+        " on_store_error,"
         " reservation, on_threshold, on_forecast, on_anomaly, clock, max_metric_groups, ledger,"
         " record_error_messages"
     )

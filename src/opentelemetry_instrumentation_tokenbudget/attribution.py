@@ -7,13 +7,17 @@ block's values win and the outer ones come back on exit.
 Across services they can travel as W3C baggage, both ends opting in: ``cost_attributes(...,
 propagate=True)`` also puts them into the context's baggage (sent downstream by the `baggage`
 propagator, which is on by default), and a service instrumented with ``baggage_attribution=True``
-reads them back from the baggage it received. Baggage comes from whoever sent the request, so the
-receiving side should turn this on only behind callers it trusts: an attribute such as ``user.id``
-read from baggage decides which per-user budget pays.
+reads them back from the baggage it received.
+
+Baggage is a trust boundary: it comes from whoever sent the request. Values read from it are
+stripped of control characters and cut to `MAX_BAGGAGE_VALUE_LENGTH` characters, and they label
+spans and metrics only: a budget's `match` and `group_by` see a value from baggage only for the keys
+the user names for that (``instrument(baggage_budget_keys=[...])``), never by default.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -31,6 +35,19 @@ _CONTEXT_KEY: Final = otel_context.create_key("tokenbudget-cost-attributes")
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 # Baggage is written by the caller; a value longer than this is not an identifier we want on spans.
 MAX_BAGGAGE_VALUE_LENGTH: Final = 256
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides: characters
+# that could forge a log line or make a value print as another.
+CONTROL_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def received_value(value: object) -> str | None:
+    """A baggage value as it may label a call: without control characters, at most
+    `MAX_BAGGAGE_VALUE_LENGTH` characters; None when nothing is left."""
+    if not isinstance(value, str):
+        return None
+    cleaned = CONTROL_CHARACTERS.sub("", value)[:MAX_BAGGAGE_VALUE_LENGTH]
+    return cleaned or None
+
 
 # The keyword names users type, and the attribute each becomes.
 KEYWORD_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
@@ -65,8 +82,10 @@ def call_attribution(
         return local
     merged = dict(local)
     for name in baggage_names:
-        value = received.get(name)
-        if name not in merged and isinstance(value, str) and 0 < len(value) <= MAX_BAGGAGE_VALUE_LENGTH:
+        if name in merged:
+            continue
+        value = received_value(received.get(name))
+        if value is not None:
             merged[name] = value
     return MappingProxyType(merged) if len(merged) > len(local) else local
 

@@ -47,6 +47,7 @@ class Options:
     anthropic_sdk_spans: bool
     base_url_providers: Mapping[str, str]
     baggage_attribution: frozenset[str]
+    """Names read from baggage (those of `baggage_budget_keys` included)."""
     budgets: tuple[Budget, ...]
     store: str | SpendStore
     store_source: str
@@ -60,6 +61,8 @@ class Options:
     reservation: Reservation = "expected"
     """What a call reserves for its output: a high percentile of the model's recent outputs capped by
     `max_tokens` ("expected"), or `max_tokens` itself ("strict"); see `budgets.estimate`."""
+    baggage_budget_keys: frozenset[str] = frozenset()
+    """Names whose baggage values budgets may match and group on (none by default)."""
     ledger: str | None = None
     """`sqlite:///path[?retention_days=N]`: the spend ledger's file; None: no ledger (the default)."""
     record_error_messages: bool = False
@@ -105,6 +108,7 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
     base_urls, base_where = pick("base_url_providers", {})
     local_servers, local_where = pick("local_servers", ())
     baggage, baggage_where = pick("baggage_attribution", False)
+    budget_keys = _names("baggage_budget_keys", *pick("baggage_budget_keys", ()))
     budgets, budgets_where = pick("budgets", ())
     store, store_where = pick("store", DEFAULT_STORE)
     on_store_error = _one_of("on_store_error", ON_STORE_ERROR, *pick("on_store_error", "open"))
@@ -153,7 +157,8 @@ def resolve_options(kwargs: Mapping[str, Any], environ: Mapping[str, str] = os.e
             **_local_servers(local_servers, local_where),
             **_base_urls(base_urls, base_where),
         },
-        baggage_attribution=_baggage(baggage, baggage_where),
+        baggage_attribution=_baggage(baggage, baggage_where) | budget_keys,
+        baggage_budget_keys=budget_keys,
         budgets=_budgets(budgets, budgets_where),
         store=_store(store, store_where),
         store_source=store_where,
@@ -265,6 +270,7 @@ OPTION_NAMES: Final = (
     "base_url_providers",
     "local_servers",
     "baggage_attribution",
+    "baggage_budget_keys",
     "budgets",
     "store",
     "on_store_error",

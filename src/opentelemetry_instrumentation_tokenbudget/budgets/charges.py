@@ -9,6 +9,7 @@ from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
+from .group_cap import GroupCap
 from .spec import Budget
 from .store import LedgerKey
 from .windows import NEVER, WindowSpan
@@ -29,15 +30,21 @@ class Charge:
 
 
 def charges_for(
-    budgets: Sequence[Budget], attributes: Mapping[str, AttributeValue], now: float
+    budgets: Sequence[Budget],
+    attributes: Mapping[str, AttributeValue],
+    now: float,
+    cap: GroupCap | None = None,
 ) -> tuple[Charge, ...]:
-    """The charges of a call with these attributes at `now` (epoch seconds), in the budgets' order."""
+    """The charges of a call with these attributes at `now` (epoch seconds), in the budgets' order;
+    with `cap`, a group past its budget's `max_groups` is charged to the overflow group."""
     charges: list[Charge] = []
     for budget in budgets:
         if not budget.matches(attributes):
             continue
         group = budget.group_of(attributes)
         window = budget.window.span_at(now)
+        if cap is not None:
+            group = cap.group(budget, window.start, group)
         charges.append(Charge(budget, group, window, ledger_key(budget, group, window)))
     return tuple(charges)
 
@@ -55,10 +62,13 @@ class ChargeBook:
     booleans: True and 1 are equal keys but different groups) are charged as `charges_for` does.
     """
 
-    __slots__ = ("_budgets", "_charges")
+    __slots__ = ("_budgets", "_cap", "_charges")
 
-    def __init__(self, budgets: Sequence[Budget]) -> None:
+    def __init__(self, budgets: Sequence[Budget], cap: GroupCap | None = None) -> None:
         self._budgets = tuple(budgets)
+        self._cap = cap
+        """With a cap, a group past its budget's `max_groups` is charged to the overflow group (a
+        cached charge is one the cap already decided)."""
         self._charges: OrderedDict[tuple[int, int, tuple[AttributeValue | None, ...]], Charge] = OrderedDict()
 
     def charges_for(self, attributes: Mapping[str, AttributeValue], now: float) -> tuple[Charge, ...]:
@@ -69,13 +79,13 @@ class ChargeBook:
             window = budget.window.span_at(now)
             values = tuple([attributes.get(key) for key in budget.group_by])
             if not all(value is None or type(value) is str for value in values):
-                group = budget.group_of(attributes)
+                group = self._group(budget, window, attributes)
                 charges.append(Charge(budget, group, window, ledger_key(budget, group, window)))
                 continue
             cache_key = (index, window.start, values)
             charge = self._charges.get(cache_key)
             if charge is None:
-                group = budget.group_of(attributes)
+                group = self._group(budget, window, attributes)
                 charge = Charge(budget, group, window, ledger_key(budget, group, window))
                 self._charges[cache_key] = charge
                 if len(self._charges) > MAX_CACHED_CHARGES:
@@ -84,6 +94,10 @@ class ChargeBook:
                 self._charges.move_to_end(cache_key)
             charges.append(charge)
         return tuple(charges)
+
+    def _group(self, budget: Budget, window: WindowSpan, attributes: Mapping[str, AttributeValue]) -> str:
+        group = budget.group_of(attributes)
+        return group if self._cap is None else self._cap.group(budget, window.start, group)
 
 
 def ledger_key(budget: Budget, group: str, window: WindowSpan) -> LedgerKey:

@@ -8,6 +8,7 @@ reservation = "expected"                        # or "strict" (reserve max_token
 max_metric_groups = 100
 metric_attribution_keys = ["tokenbudget.project", "tokenbudget.feature"]
 baggage_attribution = true                      # or a list of attribute names
+baggage_budget_keys = ["tokenbudget.tenant"]    # baggage values that budgets may group and match on
 
 [[budgets]]
 name = "per-user"
@@ -15,6 +16,7 @@ limit_usd = 0.5
 window = "day"
 timezone = "Europe/Paris"
 group_by = ["user.id"]
+max_groups = 1000
 match = { "tokenbudget.feature" = "search" }
 action = "warn"
 thresholds = [0.5, 0.8, 1.0]
@@ -45,7 +47,17 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-BUDGET_KEYS: Final = ("name", "limit_usd", "window", "timezone", "match", "group_by", "action", "thresholds")
+BUDGET_KEYS: Final = (
+    "name",
+    "limit_usd",
+    "window",
+    "timezone",
+    "match",
+    "group_by",
+    "max_groups",
+    "action",
+    "thresholds",
+)
 TOP_LEVEL_KEYS: Final = (
     "store",
     "on_store_error",
@@ -53,6 +65,7 @@ TOP_LEVEL_KEYS: Final = (
     "max_metric_groups",
     "metric_attribution_keys",
     "baggage_attribution",
+    "baggage_budget_keys",
     "inject_stream_usage",
     "anthropic_sdk_spans",
     "base_url_providers",

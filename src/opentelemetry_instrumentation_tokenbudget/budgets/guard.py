@@ -37,6 +37,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..adapter import RequestInfo
+from ..attribution import current_cost_attributes
 from ..call import Admission
 from ..errors import BudgetExceededError, BudgetStoreUnavailableError
 from ..metrics import add_metric_attribution
@@ -54,6 +55,7 @@ from ..usage import TokenUsage
 from .budget_metrics import BudgetCounters, GroupTracker
 from .charges import Charge, ChargeBook
 from .estimate import CostEstimator, observe_output
+from .group_cap import GroupCap
 from .spec import Budget
 from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
 from .store_health import StoreHealth
@@ -110,9 +112,10 @@ class BudgetGuard:
         on_store_error: OnStoreError = "open",
         clock: Callable[[], float] = time.time,
         metric_attribution_keys: Iterable[str] = (),
+        untrusted_baggage: Iterable[str] = (),
     ) -> None:
         self.budgets = tuple(budgets)
-        self._charges = ChargeBook(self.budgets)
+        self._charges = ChargeBook(self.budgets, GroupCap())
         self.store = store
         self.estimator = estimator
         self._notifier = notifier
@@ -123,6 +126,8 @@ class BudgetGuard:
         self._fail_closed = on_store_error == "closed"
         self._clock = clock
         self._metric_attribution_keys = frozenset(metric_attribution_keys)
+        self._untrusted_baggage = tuple(untrusted_baggage)
+        """Names read from baggage for telemetry that budgets must not match or group on."""
         self._closed = False
         self.settle_listeners: list[SettleListener] = []
         """Told of every settlement after the thresholds (the forecast and anomaly signals)."""
@@ -161,6 +166,12 @@ class BudgetGuard:
         if listener is not None:
             listener(trace.get_current_span().get_span_context().span_id)
         attributes = call_attributes(attribution, request.provider, request.model, request.operation)
+        if self._untrusted_baggage:
+            # A value that this process did not set came from the caller's baggage.
+            local = current_cost_attributes()
+            for name in self._untrusted_baggage:
+                if name not in local:
+                    attributes.pop(name, None)
         charges = self._charges.charges_for(attributes, self._clock())
         if not charges:
             return None

@@ -88,6 +88,7 @@ def install_budgets(
         on_store_error=options.on_store_error,
         clock=clock,
         metric_attribution_keys=options.metric_attribution_keys,
+        untrusted_baggage=sorted(options.baggage_attribution - options.baggage_budget_keys),
     )
     gauges = BudgetGauges(
         meter, budgets=options.budgets, store=store, tracker=tracker, health=health, clock=clock
@@ -149,7 +150,11 @@ def _add_processor(
         )
         return None
     processor = BudgetSpanProcessor(
-        guard, runtime.prices, own_scope=own_scope, baggage_attribution=options.baggage_attribution
+        # The processor reads baggage only to charge spans of other instrumentations to budgets.
+        guard,
+        runtime.prices,
+        own_scope=own_scope,
+        baggage_attribution=options.baggage_budget_keys,
     )
     add(processor)
     guard.on_call_start = processor.cover

@@ -8,7 +8,10 @@ call are its attribution (``cost_attributes(...)``: ``tokenbudget.project``, ``t
 A budget with `group_by` keeps one ledger, with the full limit, per distinct combination of those
 attributes' values: ``group_by=["user.id"]`` gives every user their own limit. A call that lacks one of
 the attributes is charged to the group ``user.id=<unset>``, shared by all such calls, rather than
-escaping the budget: forgetting to set the user must not lift the limit.
+escaping the budget: forgetting to set the user must not lift the limit. At most `max_groups` groups
+keep their own ledger per window (`group_cap`); later ones share one overflow group, so that a
+caller who makes up a new id per request cannot multiply the limit. Group names escape control
+characters, so that they can be logged as they are.
 """
 
 from __future__ import annotations
@@ -32,13 +35,27 @@ MatchValue: TypeAlias = Scalar | Sequence[Scalar]
 Action: TypeAlias = Literal["block", "warn"]
 ACTIONS: Final = ("block", "warn")
 DEFAULT_THRESHOLDS: Final = (0.5, 0.8, 1.0)
+DEFAULT_MAX_GROUPS: Final = 1000
 
 # The stores hold signed 64-bit picodollars.
 MAX_LIMIT_USD: Final = Decimal(2**63 - 1) / PICODOLLARS_PER_USD
 UNSET: Final = "<unset>"
 _MAX_THRESHOLD: Final = Decimal(10)
-# Characters that would make two different groups print the same; escaped in attribute values.
-_GROUP_ESCAPES: Final = str.maketrans({"%": "%25", ",": "%2C", "=": "%3D", "<": "%3C"})
+# Characters that would make two different groups print the same, or forge a log line; escaped in
+# attribute values.
+_GROUP_ESCAPES: Final = str.maketrans(
+    {
+        "%": "%25",
+        ",": "%2C",
+        "=": "%3D",
+        "<": "%3C",
+        **{
+            chr(code): f"%{code:02X}" if code < 0x100 else f"%u{code:04X}"
+            for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F))
+        },
+        **{chr(code): f"%u{code:04X}" for code in range(0x2066, 0x206A)},
+    }
+)
 
 
 class BudgetConfigError(ConfigError):
@@ -60,6 +77,9 @@ class Budget:
       calls in flight + this call's estimate would pass the limit; ``"warn"`` only counts and reports.
     - `thresholds`: fractions of the limit reported once per window and group when spend crosses
       them (a log warning, a span event, a metric, the ``on_threshold`` callback).
+    - `max_groups`: with `group_by`, the groups that keep their own limit per window (1000 by
+      default, counted per process); calls of any further group share the group ``<overflow>``,
+      under the same limit.
     """
 
     __slots__ = (
@@ -69,6 +89,7 @@ class Budget:
         "limit",
         "limit_usd",
         "match",
+        "max_groups",
         "name",
         "threshold_levels",
         "thresholds",
@@ -86,6 +107,7 @@ class Budget:
     thresholds: tuple[Decimal, ...]
     threshold_levels: tuple[int, ...]
     """The spend in picodollars at which each threshold is reached (rounded up)."""
+    max_groups: int
 
     def __init__(
         self,
@@ -98,6 +120,7 @@ class Budget:
         action: Action = "block",
         thresholds: Sequence[float | int | str | Decimal] = DEFAULT_THRESHOLDS,
         timezone: str | tzinfo | None = None,
+        max_groups: int = DEFAULT_MAX_GROUPS,
     ) -> None:
         self.name = _name(name)
         where = f"budget {self.name!r}"
@@ -114,6 +137,9 @@ class Budget:
         if action not in ACTIONS:
             raise BudgetConfigError(f"{where}: action={action!r}: expected 'block' or 'warn'")
         self.action = action
+        if isinstance(max_groups, bool) or not isinstance(max_groups, int) or max_groups < 1:
+            raise BudgetConfigError(f"{where}: max_groups={max_groups!r}: expected an integer >= 1")
+        self.max_groups = max_groups
         self.thresholds = _thresholds(where, thresholds)
         self.threshold_levels = tuple(
             int((fraction * self.limit).to_integral_value(rounding=ROUND_CEILING))
