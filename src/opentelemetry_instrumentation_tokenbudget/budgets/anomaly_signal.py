@@ -34,6 +34,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import format_usd
+from ..forksafe import renew_locks_after_fork
 from ..semconv import (
     TOKENBUDGET_ANOMALY_DRIVER,
     TOKENBUDGET_ANOMALY_DRIVER_EXCESS,
@@ -185,6 +186,7 @@ class AnomalySignal:
         self._clock = clock
         self._callback = callback
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._groups: OrderedDict[tuple[str, str], _Group] = OrderedDict()
         self._active = bool(budgets)
         self._counter: Counter = meter.create_counter(

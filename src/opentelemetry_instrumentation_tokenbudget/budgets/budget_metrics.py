@@ -20,6 +20,7 @@ from decimal import Decimal
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from ..forksafe import renew_locks_after_fork
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_GROUP,
@@ -71,6 +72,7 @@ class GroupTracker:
         self.max_metric_groups = max_metric_groups
         self._capacity = max(10 * max_metric_groups, 1)
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._groups: dict[str, tuple[int, OrderedDict[str, None]]] = {}
         # (window start, group) each budget charged last, read without the lock: a call of the same
         # group as the one before it, the common case, changes nothing.
@@ -129,6 +131,7 @@ class BudgetGauges:
         self._health = health
         self._clock = clock
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._snapshot: list[_Row] | None = None
         self._served: set[str] = set()
         self._active = True

@@ -28,6 +28,7 @@ from typing import Final, Literal
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 
 from ..adapter import RequestInfo
+from ..forksafe import renew_locks_after_fork
 from ..pricing import PriceBook, price_usage
 from ..unpriced import UnpricedWarnings
 from ..usage import TokenUsage
@@ -88,6 +89,7 @@ class OutputTokenPercentiles:
         self._window = window
         self._max_models = max_models
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._models: OrderedDict[tuple[str, str], _Recent] = OrderedDict()
 
     def get(self, provider: str, model: str) -> int:

@@ -31,6 +31,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import format_usd
+from ..forksafe import renew_locks_after_fork
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_EXHAUSTED_AT,
@@ -187,6 +188,7 @@ class ForecastSignal:
         self._clock = clock
         self._callback = callback
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._current: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._previous: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._warned: OrderedDict[tuple[str, str, int], None] = OrderedDict()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Final
 
+from ..forksafe import renew_locks_after_fork
 from .spec import Budget
 
 OVERFLOW_GROUP: Final = "<overflow>"
@@ -27,6 +28,7 @@ _WINDOWS_KEPT: Final = 2
 class GroupCap:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._seen: dict[str, dict[int, set[str]]] = {}
 
     def group(self, budget: Budget, window_start: int, group: str) -> str:

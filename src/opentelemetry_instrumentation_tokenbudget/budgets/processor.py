@@ -51,6 +51,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..attribution import call_attribution
 from ..call import CALL_IN_PROGRESS_KEY, CURRENCY, UPSTREAM_CACHE_WRITE_INPUT_TOKENS
+from ..forksafe import renew_after_fork, renew_locks_after_fork
 from ..pricing import PriceBook, price_usage
 from ..semconv import GEN_AI_USAGE_COST_AMOUNT, GEN_AI_USAGE_COST_CURRENCY
 from ..unpriced import UnpricedWarnings
@@ -97,6 +98,7 @@ class _BoundedMap:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._items: OrderedDict[int, object] = OrderedDict()
 
     def put(self, span_id: int, value: object) -> None:
@@ -140,6 +142,16 @@ class BudgetSpanProcessor(SpanProcessor):
         self._active = True
         self._dropped = 0
         self._unpriced = UnpricedWarnings(_logger)
+        renew_after_fork(self._after_fork)
+
+    def _after_fork(self) -> None:
+        # The worker thread did not survive the fork, and the spans it had yet to settle are the
+        # parent's, which settles them: the child starts empty, and its first span starts a worker.
+        self._pending.clear()
+        self._busy = False
+        self._wake = threading.Event()
+        self._worker = None
+        self._worker_lock = threading.Lock()
 
     # ---- what our wrappers tell it ---------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from ..forksafe import renew_locks_after_fork
+
 _logger = logging.getLogger(__name__)
 
 REPEAT_SECONDS: Final = 60.0
@@ -30,6 +32,7 @@ class StoreHealth:
         )
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._failures = 0
         self._next_report = 0.0
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import ZERO, after_reserve, after_settle, check_amount, check_keys, first_refusal
 
@@ -29,6 +30,7 @@ class MemoryStore:
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._lock = threading.Lock()
+        renew_locks_after_fork(self, "_lock")
         self._entries: dict[str, _Entry] = {}
         self._next_sweep = clock() + sweep_interval
         self._closed = False

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "pip install 'opentelemetry-instrumentation-tokenbudget[redis]'"
     ) from exc
 
+from ...forksafe import renew_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import MAX_BALANCE, check_amount, check_keys
 
@@ -180,6 +181,18 @@ class RedisStore:
         self._closed = False
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        renew_after_fork(self._new_pool)
+
+    def _new_pool(self) -> None:
+        # redis-py notices a fork by the pid, but under a lock of its own that a thread of the parent
+        # may have held when it forked: the child gets a pool of its own, and leaves the parent's
+        # sockets alone.
+        pool = self._client.connection_pool
+        self._client.connection_pool = type(pool)(
+            connection_class=pool.connection_class,
+            max_connections=pool.max_connections,
+            **pool.connection_kwargs,
+        )
 
     @classmethod
     def from_url(

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
+from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import ZERO, after_reserve, after_settle, check_amount, check_keys, first_refusal
 
@@ -78,6 +79,8 @@ class SqliteStore:
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0
         self._lock = threading.Lock()
+        # The connection is renewed by the first call in the child (below); the lock must be at once.
+        renew_locks_after_fork(self, "_lock")
         self._closed = False
         # SQLite forbids using a connection in a process forked from the one that opened it (a server
         # that forks workers after instrumenting), so each process opens its own. The parent's
