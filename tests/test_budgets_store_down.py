@@ -166,5 +166,6 @@ def test_open_admits_and_the_call_records_its_cost_once_the_store_is_back(
     )
     assert logs[1][1] == (
         f"tokenbudget: the spend store {server.url} answers again after 1 failed operation; calls admitted"
-        " meanwhile were not reserved, and the spend of those that settled meanwhile is missing"
+        " meanwhile were not reserved, and the spend of those that settled meanwhile is written from the"
+        " journal"
     )

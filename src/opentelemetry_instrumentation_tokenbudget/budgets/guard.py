@@ -12,8 +12,9 @@ and the store's health and `on_store_error` are not touched.
 
 The store may fail. Warn budgets then fail open. Blocking budgets follow `on_store_error`: "open"
 (the default) admits the call without a reservation, "closed" refuses it. A call admitted while the
-store was down still tries to record its cost when it ends, so that an outage shorter than a call
-loses nothing. Failures are logged by `StoreHealth`, loudly but not once per call.
+store was down still tries to record its cost when it ends; a settlement or release that fails is
+journaled (`journal`, bounded) and written as soon as the store answers again, so that after an
+outage the store holds what was spent. Failures are logged by `StoreHealth`, loudly but not once per call.
 
 Nothing here raises into the user's code except the refusals.
 """
@@ -56,6 +57,7 @@ from .budget_metrics import BudgetCounters, GroupTracker
 from .charges import Charge, ChargeBook
 from .estimate import CostEstimator, observe_output
 from .group_cap import GroupCap
+from .journal import SpendJournal
 from .spec import Budget
 from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
 from .store_health import StoreHealth
@@ -128,6 +130,7 @@ class BudgetGuard:
         self._metric_attribution_keys = frozenset(metric_attribution_keys)
         self._untrusted_baggage = tuple(untrusted_baggage)
         """Names read from baggage for telemetry that budgets must not match or group on."""
+        self.journal = SpendJournal()
         self._closed = False
         self.settle_listeners: list[SettleListener] = []
         """Told of every settlement after the thresholds (the forecast and anomaly signals)."""
@@ -188,7 +191,7 @@ class BudgetGuard:
         except Exception as error:
             self._health.failed("reserve", error)
             return self._admit_without_store(charges, estimate, request, attribution, error)
-        self._health.succeeded()
+        self._store_answered()
         if outcome.refused_by is not None:
             index = outcome.refused_by
             self._refuse(charges[index], outcome.balances[index], estimate, request, attribution)
@@ -234,8 +237,9 @@ class BudgetGuard:
             _logger.warning("tokenbudget: an invalid release of %r", admission.reserved, exc_info=True)
         except Exception as error:
             self._health.failed("release", error)
+            self.journal.add([charge.key for charge in admission.charges], admission.reserved, 0)
         else:
-            self._health.succeeded()
+            self._store_answered()
 
     # ---- spend that no wrapper of ours saw -------------------------------------------------------
 
@@ -280,11 +284,18 @@ class BudgetGuard:
             return
         except Exception as error:
             self._health.failed("settle", error)
+            if reserved or actual:
+                self.journal.add([charge.key for charge in charges], reserved, actual)
             return
-        self._health.succeeded()
+        self._store_answered()
         self._notifier.after_settle(charges, balances, actual, span)
         for listener in self.settle_listeners:
             listener.after_settle(charges, balances, actual, span, attributes)
+
+    def _store_answered(self) -> None:
+        self._health.succeeded()
+        if len(self.journal):
+            self.journal.write(self.store)
 
     def _admit_without_store(
         self,

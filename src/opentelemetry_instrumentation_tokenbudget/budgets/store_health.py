@@ -72,7 +72,7 @@ class StoreHealth:
         if failures:
             _logger.warning(
                 "tokenbudget: the spend store %s answers again after %s; calls admitted meanwhile were not"
-                " reserved, and the spend of those that settled meanwhile is missing",
+                " reserved, and the spend of those that settled meanwhile is written from the journal",
                 self._store,
                 _operations(failures),
             )
