@@ -251,9 +251,10 @@ def test_a_hard_budget_stops_the_fourth_of_six_calls(
     instrument: Any, telemetry: Telemetry, server: FakeProviderServer
 ) -> None:
     server.provider.reset()
-    # Each call costs 9.45 microdollars and is reserved for as up to 20 output tokens (12 x 0.15 +
-    # 20 x 0.6 = 13.8): the third is admitted at 18.9 + 13.8 <= 40, the fourth refused at 28.35 + 13.8.
-    instrument(budgets=[Budget("hard", "0.00004")], base_url_providers=_providers_of(server))
+    # Each call costs 9.45 microdollars. The first is reserved for max_tokens=20 output tokens (12 x
+    # 0.15 + 20 x 0.6 = 13.8, no output seen yet), the next ones for the 12 seen (1.8 + 7.2 = 9.0):
+    # the third is admitted at 18.9 + 9.0 <= 30, the fourth refused at 28.35 + 9.0.
+    instrument(budgets=[Budget("hard", "0.00003")], base_url_providers=_providers_of(server))
     sent = []
     refused = 0
     for _ in range(6):
