@@ -54,7 +54,7 @@ def test_the_call_that_would_pass_the_cap_is_refused_before_it_is_sent(
     assert refused.value.limit is limit
     assert str(refused.value) == (
         "spend_limit 'fill-form' refused the call before sending it: spent in the block $0.00009825"
-        " + reserved by calls in flight $0.00 + this call's estimate $0.000021 = $0.00011925 would pass"
+        " + reserved by calls in flight $0.00 + this call's estimate $0.0000192 = $0.00011745 would pass"
         " its cap of $0.0001"
     )
     # Outside the block nothing is capped.
@@ -225,8 +225,9 @@ def test_async_tasks_and_async_with(instrumented: Any) -> None:
 
 def test_anthropic_calls_are_capped(instrumented: Any, telemetry: Telemetry) -> None:
     # claude-haiku-4-5 (USD 1 / 5 per million input / output tokens): the fake provider bills 108 input
-    # and 6 output tokens, 138 microdollars; the estimate is 100 input tokens and max_tokens' 10
-    # output, 150. Under a cap of 500: 138 * n + 150 <= 500 while n <= 2, so three calls are sent.
+    # and 6 output tokens, 138 microdollars; the first estimate is 100 input tokens and max_tokens' 10
+    # output (150), the later ones the prompt and the 95th percentile of the outputs seen (135). Under a cap
+    # of 500: 138 * n + 135 <= 500 while n <= 2, so three calls are sent.
     provider = FakeProvider()
     client = anthropic.Anthropic(
         api_key="test", http_client=httpx2.Client(transport=provider.transport()), max_retries=0
@@ -243,7 +244,7 @@ def test_anthropic_calls_are_capped(instrumented: Any, telemetry: Telemetry) -> 
         with pytest.raises(SpendLimitExceededError) as refused:
             ask_claude()
     assert refused.value.budget == "claude"
-    assert refused.value.estimate_usd == Decimal("0.00015")
+    assert refused.value.estimate_usd == Decimal("0.000135")
     assert len(provider.requests) == 3
     assert limit.spent_usd == 3 * Decimal("0.000138") == span_costs(telemetry)
 
