@@ -17,7 +17,12 @@ from typing import Any
 import genai_prices
 from genai_prices import data_snapshot
 
-from opentelemetry_instrumentation_tokenbudget.pricing import PriceBook, PriceRoute, RouteKind
+from opentelemetry_instrumentation_tokenbudget.pricing import (
+    PICODOLLARS_PER_USD,
+    PriceBook,
+    PriceRoute,
+    RouteKind,
+)
 from opentelemetry_instrumentation_tokenbudget.usage import TokenUsage
 
 PROVIDERS = [
@@ -124,3 +129,55 @@ def test_every_model_priced_as_genai_prices_prices_it() -> None:
     # With genai-prices 0.2.3: 44,184 comparisons; 1,148 combinations genai-prices itself cannot
     # price (a model with no token prices, a usage its prices cannot decompose), unpriced by us too.
     assert outcome["compared"] > 40_000
+
+
+def test_integer_token_rates_price_calls_as_the_decimal_arithmetic_does() -> None:
+    """Budgets estimate each call from `token_rates()` in whole picodollars: for a call of only input
+    and output tokens (up to the first long-context tier) the figure is the Decimal total's, to the
+    picodollar, for every model that has such rates."""
+    book = PriceBook()
+    snapshot = data_snapshot.get_snapshot()
+    outcome: Counter[str] = Counter()
+    mismatches: list[tuple[Any, ...]] = []
+    shapes = [(0, 0), (1, 0), (0, 1), (1234, 567), (128_000, 9), (200_000, 64_000), (10_000_000, 10_000_000)]
+    for provider in (p for p in snapshot.providers if p.id in PROVIDERS):
+        route = PriceRoute(RouteKind.PROVIDER, provider.id)
+        for model in provider.models:
+            pricing = book.lookup(provider.id, model.id, route)
+            rates = pricing.token_rates() if pricing is not None else None
+            if rates is None:
+                outcome["no integer rates"] += 1
+                continue
+            outcome["integer rates"] += 1
+            for input_tokens, output_tokens in shapes:
+                if input_tokens > rates.max_input_tokens:
+                    outcome["past the first tier"] += 1
+                    continue
+                usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+                expected = pricing.cost(usage).total * PICODOLLARS_PER_USD  # type: ignore[union-attr]
+                got = (
+                    rates.per_call
+                    + rates.per_input_token * input_tokens
+                    + rates.per_output_token * output_tokens
+                )
+                if got != expected:
+                    mismatches.append((provider.id, model.id, input_tokens, output_tokens, got, expected))
+
+    assert mismatches[:5] == []
+    # Most models have integer rates; those priced by the time of day (DeepSeek) have none.
+    assert outcome["integer rates"] > 1000
+    assert outcome["past the first tier"] > 100
+    found = {
+        model: pricing.token_rates() if pricing is not None else "unpriced"
+        for provider, model in [
+            ("deepseek", "deepseek-chat"),
+            ("google", "gemini-2.5-pro"),
+            ("openai", "gpt-4o-mini"),
+        ]
+        for pricing in [book.lookup(provider, model, PriceRoute(RouteKind.PROVIDER, provider))]
+    }
+    assert found == {
+        "deepseek-chat": None,
+        "gemini-2.5-pro": (0, 1_250_000, 10_000_000, 200_000),
+        "gpt-4o-mini": (0, 150_000, 600_000, 2**63 - 1),
+    }

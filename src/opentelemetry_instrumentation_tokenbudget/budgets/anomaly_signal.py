@@ -35,6 +35,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..errors import format_usd
 from ..forksafe import renew_locks_after_fork
+from ..pricing import PICODOLLARS_PER_USD
 from ..semconv import (
     TOKENBUDGET_ANOMALY_DRIVER,
     TOKENBUDGET_ANOMALY_DRIVER_EXCESS,
@@ -50,7 +51,7 @@ from ..semconv import (
 )
 from .charges import Charge
 from .spec import Budget
-from .store import PICODOLLARS_PER_USD, Balance
+from .store import Balance
 
 _logger = logging.getLogger(__name__)
 

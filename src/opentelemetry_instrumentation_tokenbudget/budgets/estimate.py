@@ -136,7 +136,13 @@ class CostEstimator:
             self._unpriced.warn(request.provider, request.model, _UNPRICED_ESTIMATE)
             return 0
         input_tokens = min(max(request.estimate_input_tokens(), 0), MAX_TOKENS)
-        usage = TokenUsage(input_tokens=input_tokens, output_tokens=self.output_tokens(request))
+        output_tokens = self.output_tokens(request)
+        rates = price.token_rates()
+        if rates is not None and input_tokens <= rates.max_input_tokens:
+            # Whole picodollars per token: the same figure as the Decimal price below, in integers.
+            per_call, per_input_token, per_output_token, _ = rates
+            return per_call + per_input_token * input_tokens + per_output_token * output_tokens
+        usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
         return usd_to_picodollars(price_usage(price, usage).total)
 
     def output_tokens(self, request: RequestInfo) -> int:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import ConfigError
-from .store import PICODOLLARS_PER_USD
+from ..pricing import PICODOLLARS_PER_USD
 from .windows import Window, parse_window
 
 Scalar: TypeAlias = str | bool | int | float

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Protocol
 
-PICODOLLARS_PER_USD = 10**12
+from ..pricing import PICODOLLARS_PER_USD
 
 
 def usd_to_picodollars(amount: Decimal) -> int:

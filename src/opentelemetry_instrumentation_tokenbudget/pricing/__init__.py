@@ -3,15 +3,17 @@ resolved and cached (`book`), and the arithmetic of one call (`rates`)."""
 
 from .book import ModelPricing, PriceBook, price_usage
 from .endpoints import Endpoint, PriceRoute, RouteKind, classify
-from .rates import Cost
+from .rates import PICODOLLARS_PER_USD, Cost, TokenRates
 
 __all__ = [
+    "PICODOLLARS_PER_USD",
     "Cost",
     "Endpoint",
     "ModelPricing",
     "PriceBook",
     "PriceRoute",
     "RouteKind",
+    "TokenRates",
     "classify",
     "price_usage",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Final
 from ..semconv import TokenbudgetPriceSourceValues
 from ..usage import TokenUsage
 from .endpoints import PriceRoute, RouteKind, route_for_provider
-from .rates import Cost, Rates
+from .rates import Cost, Rates, TokenRates
 
 _logger = logging.getLogger(__name__)
 
@@ -96,6 +96,12 @@ class ModelPricing:
         if rates is None or context:
             rates = self._rates_at(at, context)
         return rates.apply(usage, self.source, self.version, self.inferred)
+
+    def token_rates(self) -> TokenRates | None:
+        """The price of a call of only input and output tokens as integers (`Rates.token_rates`), for
+        prices that do not change with the time of the call; None otherwise."""
+        static = self._static
+        return None if static is None else static.token_rates()
 
     def _rates_at(self, at: float | None, context: Mapping[str, str] | None) -> Rates:
         info = self._info

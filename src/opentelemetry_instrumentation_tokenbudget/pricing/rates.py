@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..semconv import TokenbudgetPriceSourceValues
 from ..usage import TokenUsage
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from genai_prices.units import UnitRegistry
 
 _ZERO: Final = Decimal(0)
+PICODOLLARS_PER_USD: Final = 10**12
+"""The unit of budgets and stores: every per-token price of the data is a whole number of them."""
 _REQUESTS: Final = "requests"
 
 # genai-prices' usage key -> the `TokenUsage` field holding it, where the names differ.
@@ -60,10 +62,24 @@ class Cost:
     """The price was found by the model's name alone (a gateway or an unknown host)."""
 
 
+class TokenRates(NamedTuple):
+    """A price that is linear in input and output tokens, in whole picodollars, for calls of at most
+    `max_input_tokens` input tokens (below a long-context tier's start)."""
+
+    per_call: int
+    per_input_token: int
+    per_output_token: int
+    max_input_tokens: int
+
+
+_NOT_YET: Final = object()
+_NO_TIER: Final = 2**63 - 1
+
+
 class Rates:
     """One set of prices (one `genai_prices.types.ModelPrice`), ready to apply."""
 
-    __slots__ = ("_charges", "_leaves", "_tiered")
+    __slots__ = ("_charges", "_first_tier_start", "_leaves", "_linear", "_tiered")
 
     def __init__(self, model_price: Any, *, validate: bool = True) -> None:
         """`model_price`: a genai-prices `ModelPrice`. Raises (KeyError, ValueError) when genai-prices
@@ -120,6 +136,37 @@ class Rates:
             for unit, price, tiers in priced
         )
         self._tiered = any(tiers for _, _, tiers in priced)
+        starts = [start for _, _, tiers in priced for start, _ in tiers]
+        self._first_tier_start = min(starts) if starts else None
+        self._linear: object = _NOT_YET
+
+    def token_rates(self) -> TokenRates | None:
+        """What a call of only input and output tokens costs, as integers: for such a call of at most
+        `max_input_tokens` input tokens, `apply` gives the same total, exactly (budgets' estimates are
+        such calls, one per request). None for prices that are not whole picodollars per token."""
+        linear = self._linear
+        if linear is _NOT_YET:
+            linear = self._linear = self._whole_token_rates()
+        return linear  # type: ignore[return-value]  # a TokenRates or None once computed
+
+    def _whole_token_rates(self) -> TokenRates | None:
+        # The base rates: a tier applies to calls whose input passes its start, and no start is negative.
+        source = TokenbudgetPriceSourceValues.USER
+        per_call = self.apply(TokenUsage(), source, "").total
+        per_input = self.apply(TokenUsage(input_tokens=1), source, "").total - per_call
+        per_output = self.apply(TokenUsage(output_tokens=1), source, "").total - per_call
+        whole = [usd * PICODOLLARS_PER_USD for usd in (per_call, per_input, per_output)]
+        if any(picodollars != picodollars.to_integral_value() for picodollars in whole):
+            return None
+        first_tier = self._first_tier_start
+        if first_tier is not None and first_tier < 1:
+            return None
+        return TokenRates(
+            per_call=int(whole[0]),
+            per_input_token=int(whole[1]),
+            per_output_token=int(whole[2]),
+            max_input_tokens=_NO_TIER if first_tier is None else first_tier,
+        )
 
     def apply(
         self, usage: TokenUsage, source: TokenbudgetPriceSourceValues, version: str, inferred: bool = False
