@@ -28,11 +28,14 @@ def check_amount(name: str, value: int) -> None:
 
 def check_keys(keys: Sequence[LedgerKey]) -> None:
     # The same entry twice in one call would be checked once but charged twice.
-    seen: set[str] = set()
+    names = {key.storage_key for key in keys}
+    if len(names) != len(keys):
+        seen: set[str] = set()
+        for key in keys:
+            if key.storage_key in seen:
+                raise ValueError(f"ledger key {key.storage_key!r} appears twice in one call")
+            seen.add(key.storage_key)
     for key in keys:
-        if key.storage_key in seen:
-            raise ValueError(f"ledger key {key.storage_key!r} appears twice in one call")
-        seen.add(key.storage_key)
         if key.limit < 0:
             raise ValueError(f"ledger key {key.storage_key!r} has a negative limit {key.limit}")
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import ZERO, after_reserve, after_settle, check_amount, check_keys, first_refusal
-
-
-@dataclass(slots=True)
-class _Entry:
-    balance: Balance
-    expires_at: int
 
 
 class MemoryStore:
@@ -31,14 +24,16 @@ class MemoryStore:
         self._sweep_interval = sweep_interval
         self._lock = threading.Lock()
         renew_locks_after_fork(self, "_lock")
-        self._entries: dict[str, _Entry] = {}
+        self._balances: dict[str, Balance] = {}
+        self._expiry: dict[str, int] = {}
+        """When each entry of `_balances` may be dropped: a key's `expires_at`, the same on every call."""
         self._next_sweep = clock() + sweep_interval
         self._closed = False
 
     def __len__(self) -> int:
         """Entries held, including expired ones not yet dropped."""
         with self._lock:
-            return len(self._entries)
+            return len(self._balances)
 
     def reserve(self, keys: Sequence[LedgerKey], amount: int) -> ReserveOutcome:
         check_amount("amount", amount)
@@ -72,7 +67,8 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._entries.clear()
+            self._balances.clear()
+            self._expiry.clear()
 
     def _settle(self, keys: Sequence[LedgerKey], reserved: int, actual: int) -> tuple[Balance, ...]:
         before = self._read(keys)
@@ -86,23 +82,33 @@ class MemoryStore:
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
+        balances = self._balances
         result = []
         for key in keys:
-            entry = self._entries.get(key.storage_key)
-            if entry is not None and entry.expires_at <= now:
-                del self._entries[key.storage_key]
-                entry = None
-            result.append(ZERO if entry is None else entry.balance)
+            name = key.storage_key
+            balance = balances.get(name)
+            if balance is None:
+                result.append(ZERO)
+            elif self._expiry[name] <= now:
+                self._drop(name)
+                result.append(ZERO)
+            else:
+                result.append(balance)
         return result
 
     def _write(self, keys: Sequence[LedgerKey], before: Sequence[Balance], after: Sequence[Balance]) -> None:
         # Only entries that change: a release from an entry that expired must not recreate it.
         for key, old, new in zip(keys, before, after, strict=True):
-            if new != old:
-                self._entries[key.storage_key] = _Entry(balance=new, expires_at=key.expires_at)
+            if new.spent != old.spent or new.reserved != old.reserved:
+                if old is ZERO:
+                    self._expiry[key.storage_key] = key.expires_at
+                self._balances[key.storage_key] = new
+
+    def _drop(self, name: str) -> None:
+        del self._balances[name]
+        del self._expiry[name]
 
     def _sweep(self, now: float) -> None:
-        expired = [name for name, entry in self._entries.items() if entry.expires_at <= now]
-        for name in expired:
-            del self._entries[name]
+        for name in [name for name, expires_at in self._expiry.items() if expires_at <= now]:
+            self._drop(name)
         self._next_sweep = now + self._sweep_interval
