@@ -101,13 +101,14 @@ class _Group:
     def __init__(self, bucket: int) -> None:
         self.bucket = bucket
         self.spent = 0.0
-        self.by_value: dict[str, float] = {}
+        self.by_value: dict[tuple[str, str], float] = {}
+        """Spend in the interval per (driver key, value): named "key=value" only when reported."""
         self.band: _Band | None = None
         self.fired = False
         self.fired_before = False
         self.history: deque[tuple[float, float | None]] = deque(maxlen=HISTORY_BUCKETS)
         """(spent, expected) of each closed interval, oldest first, without gaps."""
-        self.shares: dict[str, float] = {}
+        self.shares: dict[tuple[str, str], float] = {}
 
     def roll(self, bucket: int) -> None:
         """Close the interval in progress (and the empty ones since) and open `bucket`'s."""
@@ -135,7 +136,8 @@ class _Group:
             value = attributes.get(key)
             if value is None:
                 continue
-            name = f"{key}={value}"
+            # A list value (AttributeValue allows one) cannot be a key; its text can.
+            name = (key, value if type(value) is str else str(value))
             spent = by_value.get(name)
             if spent is not None:
                 by_value[name] = spent + amount
@@ -143,12 +145,13 @@ class _Group:
                 by_value[name] = amount
 
     def driver(self, expected: float) -> tuple[str | None, float]:
-        best: tuple[str | None, float] = (None, 0.0)
+        best: tuple[tuple[str, str] | None, float] = (None, 0.0)
         for name, spent in self.by_value.items():
             excess = spent - self.shares.get(name, 0.0) * expected
             if excess > best[1]:
                 best = (name, excess)
-        return best
+        found, excess = best
+        return (None if found is None else f"{found[0]}={found[1]}"), excess
 
 
 def band(history: Sequence[tuple[float, float | None]], sensitivity: float = SENSITIVITY) -> _Band | None:
