@@ -181,3 +181,47 @@ def test_integer_token_rates_price_calls_as_the_decimal_arithmetic_does() -> Non
         "gemini-2.5-pro": (0, 1_250_000, 10_000_000, 200_000),
         "gpt-4o-mini": (0, 150_000, 600_000, 2**63 - 1),
     }
+
+
+def test_prices_resolved_per_minute_change_at_the_moment_the_data_says() -> None:
+    """One `ModelPricing` prices calls a moment before and at DeepSeek's off-peak start (16:30 UTC),
+    before and at the day OpenAI's priority prices of gpt-4o start (a UTC midnight), and under
+    several service tiers in one minute: each as genai-prices prices it (resolutions are kept per
+    minute and context)."""
+    book = PriceBook()
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+
+    def both(model: str, provider: str, moment: datetime, tier: str | None) -> tuple[Decimal, Decimal]:
+        pricing = book.lookup(provider, model, PriceRoute(RouteKind.PROVIDER, provider))
+        assert pricing is not None
+        context = {"service_tier": tier} if tier else None
+        theirs = genai_prices.calc_price(
+            genai_usage(usage),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=moment,
+            price_context=context,  # type: ignore[arg-type]
+        ).total_price
+        return pricing.cost(usage, moment.timestamp(), context).total, theirs
+
+    before_off_peak = datetime(2026, 6, 1, 16, 29, 59, 999_000, tzinfo=timezone.utc)
+    off_peak = datetime(2026, 6, 1, 16, 30, tzinfo=timezone.utc)
+    assert [both("deepseek-chat", "deepseek", moment, None) for moment in (before_off_peak, off_peak)] == [
+        (Decimal("1.37"), Decimal("1.37")),
+        (Decimal("0.685"), Decimal("0.685")),
+    ]
+    eve = datetime(2026, 10, 11, 23, 59, 59, 999_000, tzinfo=timezone.utc)
+    day = datetime(2026, 10, 12, tzinfo=timezone.utc)
+    assert [both("gpt-4o", "openai", moment, "priority") for moment in (eve, day)] == [
+        (Decimal("12.5"), Decimal("12.5")),
+        (Decimal("21.25"), Decimal("21.25")),
+    ]
+    noon = datetime(2026, 10, 12, 12, tzinfo=timezone.utc)
+    tiers = [None, "priority", "default", "priority", None]
+    assert [both("gpt-4o", "openai", noon, tier)[0] for tier in tiers] == [
+        Decimal("12.5"),
+        Decimal("21.25"),
+        Decimal("12.5"),
+        Decimal("21.25"),
+        Decimal("12.5"),
+    ]

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
 
@@ -54,6 +54,8 @@ class ModelPricing:
         "_compiled",
         "_info",
         "_lock",
+        "_minute_aligned",
+        "_resolved",
         "_static",
         "_timed",
         "_variants_apply",
@@ -86,6 +88,11 @@ class ModelPricing:
         )
         self._compiled: dict[object, tuple[object, Rates]] = {}
         self._lock = threading.Lock()
+        # Every constraint of the data changes at a UTC midnight or at a time of day given in whole
+        # minutes, so within one minute a context resolves to one price: the resolution is kept per
+        # minute and context (checked here, for data that would ever say otherwise).
+        self._minute_aligned = model_info is not None and _changes_on_whole_minutes(model_info)
+        self._resolved: dict[tuple[int, tuple[tuple[str, str], ...]], Rates] = {}
 
     def cost(
         self, usage: TokenUsage, at: float | None = None, context: Mapping[str, str] | None = None
@@ -108,12 +115,27 @@ class ModelPricing:
         if info is None:  # the user's or a local server's price: the same at any time
             assert self._static is not None
             return self._static
+        if at is None:
+            at = time.time()
+        if not self._minute_aligned:
+            return self._resolve_rates(info, at, context)
+        key = (int(at // 60), tuple(context.items()) if context else ())
+        rates = self._resolved.get(key)
+        if rates is None:
+            rates = self._resolve_rates(info, at, context)
+            with self._lock:
+                if len(self._resolved) >= 64:
+                    self._resolved.clear()
+                self._resolved[key] = rates
+        return rates
+
+    def _resolve_rates(self, info: Any, at: float, context: Mapping[str, str] | None) -> Rates:
         # genai-prices applies the request's context only to models of the provider that was asked
         # for, not to those it found under a fallback provider.
         price_context = context if context and self._variants_apply else None
         when: datetime | None = None
         if self._timed:
-            when = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+            when = datetime.fromtimestamp(at, timezone.utc)
             standard = info.get_prices(when)
         else:
             standard = info.prices
@@ -127,7 +149,7 @@ class ModelPricing:
         if compiled is None:
             model_price = standard
             if price_context is not None:
-                when = when or datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+                when = when or datetime.fromtimestamp(at, timezone.utc)
                 model_price = info.get_prices(when, dict(price_context))
             # `standard` is kept with its compiled price, so that its id is not reused meanwhile.
             compiled = (standard, Rates(model_price))
@@ -145,6 +167,21 @@ class ModelPricing:
             for variant in self._info.price_variants or ()
             if variant.constraint is not None
         )
+
+
+def _changes_on_whole_minutes(info: Any) -> bool:
+    """True when every time constraint of the model's prices starts and ends on a whole minute (UTC)."""
+    constraints = [variant.constraint for variant in info.price_variants or ()]
+    if isinstance(info.prices, list):
+        constraints.extend(conditional.constraint for conditional in info.prices)
+    for constraint in constraints:
+        for moment in (getattr(constraint, "start_time", None), getattr(constraint, "end_time", None)):
+            if moment is None:
+                continue
+            offset = moment.utcoffset()
+            if moment.second or moment.microsecond or (offset is not None and offset % timedelta(minutes=1)):
+                return False
+    return True
 
 
 def _parse_override(spec: Mapping[str, Any], what: str) -> dict[str, Decimal]:
