@@ -44,7 +44,7 @@ from .config import Settings
 from .errors import BudgetExceededError
 from .limits import MAX_ATTRIBUTE_LENGTH, MAX_FINISH_REASONS, capped, capped_or_none
 from .metrics import CallInstruments, add_metric_attribution
-from .pricing import Cost, PriceBook
+from .pricing import PICODOLLARS_PER_USD, Cost, PriceBook
 from .prompt_prefix import prefix_hash
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
@@ -504,7 +504,9 @@ class LLMCall:
         sent_at = time.time() - (time.perf_counter() - self._start)
         service_tier = summary.service_tier
         cost = price.cost(usage, sent_at, {_SERVICE_TIER: service_tier} if service_tier else None)
-        total = float(cost.total)  # float(Decimal) goes through a string: once, not per use
+        # Both correctly rounded from the exact amount, so equal; float(Decimal) goes through a string.
+        whole = cost.total_picodollars
+        total = whole / PICODOLLARS_PER_USD if whole is not None else float(cost.total)
         _add_cost_attributes(span_attributes, cost, total)
         runtime.instruments.cost.record(total, {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES})
         return cost.total

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from genai_prices.units import UnitRegistry
 
 _ZERO: Final = Decimal(0)
-PICODOLLARS_PER_USD: Final = 10**12
+PICODOLLARS_EXPONENT: Final = -12
+PICODOLLARS_PER_USD: Final = 10**-PICODOLLARS_EXPONENT
 """The unit of budgets and stores: every per-token price of the data is a whole number of them."""
 _REQUESTS: Final = "requests"
 
@@ -60,6 +61,8 @@ class Cost:
     version: str
     inferred: bool = False
     """The price was found by the model's name alone (a gateway or an unknown host)."""
+    total_picodollars: int | None = None
+    """`total` in whole picodollars, when the prices are whole picodollars per unit."""
 
 
 class TokenRates(NamedTuple):
@@ -79,7 +82,7 @@ _NO_TIER: Final = 2**63 - 1
 class Rates:
     """One set of prices (one `genai_prices.types.ModelPrice`), ready to apply."""
 
-    __slots__ = ("_charges", "_first_tier_start", "_leaves", "_linear", "_tiered")
+    __slots__ = ("_charges", "_first_tier_start", "_leaves", "_linear", "_tiered", "_whole_charges")
 
     def __init__(self, model_price: Any, *, validate: bool = True) -> None:
         """`model_price`: a genai-prices `ModelPrice`. Raises (KeyError, ValueError) when genai-prices
@@ -136,6 +139,9 @@ class Rates:
             for unit, price, tiers in priced
         )
         self._tiered = any(tiers for _, _, tiers in priced)
+        self._whole_charges = _in_picodollars(self._charges)
+        """The same charges with each rate in whole picodollars per unit, or None when a rate is not
+        (the Decimal arithmetic then prices every call)."""
         starts = [start for _, _, tiers in priced for start, _ in tiers]
         self._first_tier_start = min(starts) if starts else None
         self._linear: object = _NOT_YET
@@ -180,6 +186,9 @@ class Rates:
             # genai-prices raises on it, and a call must not go unrecorded for it.
             leaves.append(leaf if leaf > 0 else 0)
         input_tokens = usage.input_tokens if self._tiered else 0
+        whole = self._whole_charges
+        if whole is not None:
+            return _whole_cost(whole, leaves, input_tokens, source=source, version=version, inferred=inferred)
         parts = [_ZERO, _ZERO, _ZERO, _ZERO, _ZERO]
         total = _ZERO
         for index, price, tiers, per, part in self._charges:
@@ -204,6 +213,68 @@ class Rates:
             version=version,
             inferred=inferred,
         )
+
+
+WholeCharge = tuple[int, int, tuple[tuple[int, int], ...], int]
+
+
+def _in_picodollars(
+    charges: tuple[tuple[int, Decimal, tuple[tuple[int, Decimal], ...], int, int], ...],
+) -> tuple[WholeCharge, ...] | None:
+    def whole(price: Decimal, per: int) -> int | None:
+        picodollars = price * PICODOLLARS_PER_USD / per
+        return int(picodollars) if picodollars == picodollars.to_integral_value() else None
+
+    result: list[WholeCharge] = []
+    for index, price, tiers, per, part in charges:
+        rate = whole(price, per)
+        tier_rates = [(start, whole(tier_price, per)) for start, tier_price in tiers]
+        if rate is None or any(tier_rate is None for _, tier_rate in tier_rates):
+            return None
+        result.append((index, rate, tuple((start, r) for start, r in tier_rates if r is not None), part))
+    return tuple(result)
+
+
+def _whole_cost(
+    charges: tuple[WholeCharge, ...],
+    leaves: list[int],
+    input_tokens: int,
+    *,
+    source: TokenbudgetPriceSourceValues,
+    version: str,
+    inferred: bool,
+) -> Cost:
+    """`Rates.apply` in integers: each charge is a whole number of picodollars, so the sums are exact
+    and equal to the Decimal ones (which are exact too at these magnitudes)."""
+    parts = [0, 0, 0, 0, 0]
+    total = 0
+    for index, base_rate, tiers, part in charges:
+        count = leaves[index] if index >= 0 else 1
+        if not count:
+            continue
+        rate = base_rate
+        for start, tier_rate in tiers:
+            if input_tokens > start:
+                rate = tier_rate
+                break
+        charge = rate * count
+        total += charge
+        parts[part] += charge
+    return Cost(
+        total=_usd(total),
+        input=_usd(parts[_INPUT]),
+        cache_read=_usd(parts[_CACHE_READ]),
+        cache_write=_usd(parts[_CACHE_WRITE]),
+        output=_usd(parts[_OUTPUT]),
+        source=source,
+        version=version,
+        inferred=inferred,
+        total_picodollars=total,
+    )
+
+
+def _usd(picodollars: int) -> Decimal:
+    return Decimal(picodollars).scaleb(PICODOLLARS_EXPONENT) if picodollars else _ZERO
 
 
 def _field_for(usage_key: str) -> str | None:
