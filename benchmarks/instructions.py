@@ -1,13 +1,23 @@
-"""What budget enforcement costs in instructions per call, a figure that load on the machine does not move.
+"""What budget enforcement, and our instrumentation against the SDK's floor, cost in instructions per
+call: figures that load on the machine does not move.
 
-The calls of `budgets.py` (the OpenAI SDK against the fake provider, instrumented with an SDK tracer
-and meter provider) run under valgrind's callgrind, first without budgets and then with its two
+Budgets (the default): the calls of `budgets.py` (the OpenAI SDK against the fake provider,
+instrumented with an SDK tracer and meter provider) run under valgrind's callgrind, first without
+budgets and then with its two
 budgets in the memory store, in one process. Callgrind instruments nothing until the calls are
 warmed; then, for each half, its counters are zeroed, instrumentation is switched on for exactly the
 measured calls, and the counts are dumped. The figures are instructions per call (callgrind's `Ir`)
 of each half and their difference: what the budgets add.
 
     python benchmarks/instructions.py [--calls 200] [--json benchmarks/results/instructions.json]
+
+Floor (`--floor`): the OpenAI chat and Anthropic messages scenarios of `harness.py`, bare, under
+`sdk-floor` and under ours (spans through a `SimpleSpanProcessor`, so that all the work of a call is
+on its thread), each measured the same way; the figures are each one's instructions per call, what
+`sdk-floor` and ours add to the bare call, and ours' added over the floor's added (the issue's
+"at most 1.10x the floor", in instructions rather than time).
+
+    python benchmarks/instructions.py --floor [--calls 200] [--json FILE]
 
 Needs `valgrind` (with `callgrind_control`) on PATH; takes minutes, since every instruction of the
 measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Not part of
@@ -27,6 +37,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 HALVES = ("no budgets", "memory")
+FLOOR_ROWS = ("bare", "sdk-floor", "ours")
+FLOOR_SCENARIOS = ("openai chat", "anthropic messages")  # harness.OPENAI_CHAT, harness.ANTHROPIC_MESSAGES
 
 
 def child(calls: int) -> None:
@@ -72,7 +84,51 @@ def child(calls: int) -> None:
         meter_provider.shutdown()
 
 
-def measure(calls: int) -> dict[str, Any]:
+def child_floor(calls: int) -> None:
+    """Inside callgrind: each scenario bare, under sdk-floor and under ours, `calls` calls each."""
+    sys.path.insert(0, str(HERE))
+    import harness
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    def control(*arguments: str) -> None:
+        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+
+    every = harness.scenarios()
+    for scenario in FLOOR_SCENARIOS:
+        call = every[scenario]
+        for row in FLOOR_ROWS:
+            exporter = harness.CountingExporter()
+            tracer_provider = TracerProvider()
+            tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+            meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+            instrumentor = harness.INSTRUMENTORS[row]() if row != "bare" else None
+            if instrumentor is not None:
+                instrumentor.instrument(harness.Telemetry(tracer_provider, meter_provider, exporter))
+            for _ in range(30):
+                call()
+            control("--zero")
+            control("--instr=on")
+            for _ in range(calls):
+                call()
+            control("--instr=off")
+            control(f"--dump={scenario}: {row}")
+            spans, _, with_cost = exporter.take()
+            expected = 0 if instrumentor is None else calls + 30
+            if spans != expected or with_cost != expected:
+                raise SystemExit(
+                    f"{scenario}, {row}: {spans} spans ({with_cost} priced), expected {expected}"
+                )
+            if instrumentor is not None:
+                instrumentor.uninstrument()
+            tracer_provider.shutdown()
+            meter_provider.shutdown()
+
+
+def _callgrind(calls: int, *flags: str) -> dict[str, int]:
+    """Instructions in total per dump name, of this script's child run under callgrind."""
     with tempfile.TemporaryDirectory() as directory:
         output = Path(directory) / "callgrind.out"
         subprocess.run(
@@ -83,7 +139,7 @@ def measure(calls: int) -> dict[str, Any]:
                 f"--callgrind-out-file={output}",
                 sys.executable,
                 __file__,
-                "--child",
+                *flags,
                 "--calls",
                 str(calls),
             ],
@@ -96,9 +152,30 @@ def measure(calls: int) -> dict[str, Any]:
             text = dump.read_text(errors="replace")
             trigger = re.search(r"^desc: Trigger: dump (.+)$", text, re.MULTILINE)
             total = re.search(r"^totals: (\d+)", text, re.MULTILINE)
-            if trigger and total and trigger.group(1).strip() in HALVES:
+            if trigger and total:
                 totals[trigger.group(1).strip()] = int(total.group(1))
-    if set(totals) != set(HALVES):
+    return totals
+
+
+def measure_floor(calls: int) -> dict[str, Any]:
+    totals = _callgrind(calls, "--child-floor")
+    result: dict[str, Any] = {"calls": calls, "scenarios": {}}
+    for scenario in FLOOR_SCENARIOS:
+        per_call = {row: round(totals[f"{scenario}: {row}"] / calls) for row in FLOOR_ROWS}
+        floor_added = per_call["sdk-floor"] - per_call["bare"]
+        ours_added = per_call["ours"] - per_call["bare"]
+        result["scenarios"][scenario] = {
+            "instructions_per_call": per_call,
+            "floor_adds": floor_added,
+            "ours_adds": ours_added,
+            "ours_added_over_floor_added": round(ours_added / floor_added, 3),
+        }
+    return result
+
+
+def measure(calls: int) -> dict[str, Any]:
+    totals = _callgrind(calls, "--child")
+    if not set(HALVES) <= set(totals):
         raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {list(HALVES)}")
     per_call = {half: round(totals[half] / calls) for half in HALVES}
     return {
@@ -114,15 +191,20 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--floor", action="store_true", help="ours and sdk-floor against the bare SDK")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         child(options.calls)
         return
+    if options.child_floor:
+        child_floor(options.calls)
+        return
     sys.path.insert(0, str(HERE))
     from report import report
 
-    report(measure(options.calls), options.json)
+    report(measure_floor(options.calls) if options.floor else measure(options.calls), options.json)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Final
 
 # English prose averages about four characters per token in the GPT and Claude tokenizers; used only
@@ -86,15 +87,19 @@ class TokenUsage:
 
 
 _FIELDS: Final = tuple(field.name for field in fields(TokenUsage))
+_read_fields: Final = attrgetter(*_FIELDS)
+_INT_ONLY: Final = {int}
 
 
 def checked(usage: TokenUsage, estimate_input_tokens: Callable[[], int]) -> tuple[TokenUsage, bool]:
     """`usage` with each field that holds no token count treated as missing: the input estimated from
     the request (`estimate_input_tokens`), any other field 0; and whether any was. The one place that
     decides it, for every provider: nothing else then meets a float, a string or a huge number."""
-    invalid = [name for name in _FIELDS if not is_count(getattr(usage, name))]
-    if not invalid:
+    values = _read_fields(usage)
+    # The common case, every field a count, decided without a Python call per field.
+    if set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < MAX_TOKENS_PER_CALL:
         return usage, False
+    invalid = [name for name, value in zip(_FIELDS, values, strict=True) if not is_count(value)]
     repaired = dict.fromkeys(invalid, 0)
     if "input_tokens" in invalid:
         try:
