@@ -92,6 +92,11 @@ class _Finished:
     ended_at: float
 
 
+def _scope_name(span: ReadableSpan) -> str | None:
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope.name if scope is not None else None
+
+
 class _BoundedMap:
     """Span id -> value for spans still open, forgetting the oldest past `capacity` (spans never ended)."""
 
@@ -163,8 +168,8 @@ class BudgetSpanProcessor(SpanProcessor):
     # ---- SpanProcessor ---------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not self._active:
-            return
+        if not self._active or _scope_name(span) == self._own_scope:
+            return  # our own calls are budgeted by the wrappers
         try:
             span_id = span.get_span_context().span_id
             # The SDK passes the context the span was started with, or None for the current one.
@@ -179,7 +184,7 @@ class BudgetSpanProcessor(SpanProcessor):
             _logger.debug("tokenbudget: budget processor on_start failed", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not self._active:
+        if not self._active or _scope_name(span) == self._own_scope:
             return
         try:
             context = span.get_span_context()
@@ -187,9 +192,6 @@ class BudgetSpanProcessor(SpanProcessor):
             covered = self._covered.pop(span_id)
             attribution = self._attribution.pop(span_id)
             if covered is not None:
-                return
-            scope = span.instrumentation_scope
-            if scope is not None and scope.name == self._own_scope:
                 return
             attributes = span.attributes or {}
             if attributes.get(GEN_AI_OPERATION_NAME) not in INFERENCE_OPERATIONS:
