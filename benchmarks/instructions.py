@@ -20,8 +20,8 @@ on its thread), each measured the same way; the figures are each one's instructi
     python benchmarks/instructions.py --floor [--calls 200] [--json FILE]
 
 Needs `valgrind` (with `callgrind_control`) on PATH; takes minutes, since every instruction of the
-measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Not part of
-`./run bench`.
+measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Part of
+`./run bench` (`--only instructions`).
 """
 
 from __future__ import annotations

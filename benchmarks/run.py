@@ -56,7 +56,7 @@ PEER_IMPORTS: dict[str, list[str]] = {
     "openai-v2": ["opentelemetry.instrumentation.openai_v2"],
     "openllmetry": ["opentelemetry.instrumentation.openai", "opentelemetry.instrumentation.anthropic"],
 }
-PARTS = ("overhead", "budgets", "processor", "startup", "memory")
+PARTS = ("overhead", "budgets", "instructions", "processor", "startup", "memory")
 
 TARGETS = {
     "non-streaming ratio": 1.05,
@@ -64,6 +64,8 @@ TARGETS = {
     # What ours adds per call over what sdk-floor adds (instrumented minus bare, each against its own
     # bare rounds), in the non-streaming scenario where it is largest: 1.0 is the floor itself.
     "added / sdk-floor's, non-streaming": 1.10,
+    # The same in instructions (callgrind, instructions.py --floor): what load does not move.
+    "added / sdk-floor's, instructions": 1.10,
     # Ours' ratio minus sdk-floor's on Anthropic messages (the SDK's own tracing is paid by both).
     "anthropic messages ratio - floor": 0.03,
     "processor us per span": 5.0,
@@ -152,6 +154,21 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
             "--json",
             str(RESULTS / "budgets.json"),
         )
+    if "instructions" in parts:
+        # Per-call counts of a few dozen calls are as exact as of thousands: instructions do not vary.
+        calls = "20" if quick else "100"
+        _run(
+            sys.executable, "instructions.py", "--calls", calls, "--json", str(RESULTS / "instructions.json")
+        )
+        _run(
+            sys.executable,
+            "instructions.py",
+            "--floor",
+            "--calls",
+            calls,
+            "--json",
+            str(RESULTS / "instructions-floor.json"),
+        )
     if "processor" in parts:
         _run(
             sys.executable,
@@ -186,8 +203,9 @@ def summary() -> dict[str, Any]:
     overhead = {
         name: _load(f"overhead-{name}.json") for name in ("ours", "ours-api-only", "sdk-floor", *PEERS)
     }
-    budgets, processor, startup, memory = (
-        _load(f"{part}.json") for part in ("budgets", "processor", "startup", "memory")
+    budgets, processor, startup, memory, instructions, instructions_floor = (
+        _load(f"{part}.json")
+        for part in ("budgets", "processor", "startup", "memory", "instructions", "instructions-floor")
     )
     rows = []
     for name, document in overhead.items():
@@ -216,6 +234,10 @@ def summary() -> dict[str, Any]:
     }
     if "ours" in ratios and "sdk-floor" in ratios:
         measured["anthropic messages ratio - floor"] = round(ratios["ours"] - ratios["sdk-floor"], 3)
+    if instructions_floor:
+        measured["added / sdk-floor's, instructions"] = max(
+            figures["ours_added_over_floor_added"] for figures in instructions_floor["scenarios"].values()
+        )
     if processor:
         measured["processor us per span"] = processor["caller_us_per_span"]
     if budgets:
@@ -239,6 +261,8 @@ def summary() -> dict[str, Any]:
             for name, target in TARGETS.items()
         },
         "budgets": budgets,
+        "instructions": instructions,
+        "instructions_floor": instructions_floor,
         "processor": processor,
         "startup": startup,
         "imports": {name: document for name, document in imports.items() if document},
@@ -313,6 +337,8 @@ def print_summary(document: dict[str, Any]) -> None:
         per_call = budgets["per_call_us"]
         print()
         print("budgets, us per call: " + ", ".join(f"{name} {value}" for name, value in per_call.items()))
+    for line in _instruction_lines(document):
+        print(line)
     processor = document["processor"]
     if processor:
         print(
@@ -345,6 +371,26 @@ def print_summary(document: dict[str, Any]) -> None:
             f" allocated blocks {memory['allocated_blocks_growth']:+,},"
             f" GC objects {memory['gc_objects_growth']:+,}"
         )
+
+
+def _instruction_lines(document: dict[str, Any]) -> list[str]:
+    lines = []
+    instructions = document.get("instructions")
+    if instructions:
+        counted = instructions["instructions_per_call"]
+        lines.append(
+            f"budgets, instructions per call: no budgets {counted['no budgets']:,}, memory"
+            f" {counted['memory']:,} (+{instructions['budgets_add_per_call']:,})"
+        )
+    floor_counts = document.get("instructions_floor")
+    for scenario, figures in (floor_counts or {}).get("scenarios", {}).items():
+        counted = figures["instructions_per_call"]
+        lines.append(
+            f"instructions per call, {scenario}: bare {counted['bare']:,}; sdk-floor adds"
+            f" {figures['floor_adds']:,}, ours {figures['ours_adds']:,}"
+            f" ({figures['ours_added_over_floor_added']}x)"
+        )
+    return lines
 
 
 def _imports_line(imports: dict[str, Any]) -> str:
