@@ -169,13 +169,15 @@ class ChatCompletionsAdapter(_OpenAIRequests):
     @staticmethod
     def summarize(result: Any) -> ResponseSummary:
         usage = result.usage
+        # A gateway's cost sits in the usage block's extra fields; OpenAI itself sends none.
+        reports_cost = usage is not None and bool(getattr(usage, "model_extra", None))
         return ResponseSummary(
             usage=_completion_usage(usage) if usage is not None else None,
             response_model=result.model,
             response_id=result.id,
             finish_reasons=_finish_reasons(result.choices),
-            provider_cost=_provider_cost(usage) if usage is not None else None,
-            upstream_cost=_upstream_cost(usage) if usage is not None else None,
+            provider_cost=_provider_cost(usage) if reports_cost else None,
+            upstream_cost=_upstream_cost(usage) if reports_cost else None,
             service_tier=_service_tier(result),
         )
 
