@@ -102,7 +102,14 @@ class OutputTokenPercentiles:
             return
         key = (provider, model)
         with self._lock:
-            recent = self._models.pop(key, None) or _Recent(self._window)
+            models = self._models
+            recent = models.get(key)
+            if recent is None:
+                recent = models[key] = _Recent(self._window)
+                if len(models) > self._max_models:
+                    models.popitem(last=False)
+            else:
+                models.move_to_end(key)
             if len(recent.arrivals) == self._window:
                 del recent.sorted[bisect.bisect_left(recent.sorted, recent.arrivals[0])]
             recent.arrivals.append(tokens)
@@ -110,9 +117,6 @@ class OutputTokenPercentiles:
             # The nearest-rank percentile: a value that was observed, never an interpolation.
             rank = math.ceil(self._quantile * len(recent.sorted))
             recent.percentile = recent.sorted[max(rank, 1) - 1]
-            self._models[key] = recent
-            if len(self._models) > self._max_models:
-                self._models.popitem(last=False)
 
 
 class CostEstimator:
