@@ -414,6 +414,42 @@ def test_sqlite_deletes_expired_rows_at_most_once_per_interval(tmp_path: Path) -
     store.close()
 
 
+def test_sqlite_a_new_expiry_for_a_live_entry_is_written_with_its_balance(tmp_path: Path) -> None:
+    # A live entry is written by an UPDATE of its amounts; one whose expires_at changes (the budget's
+    # grace period changed) takes the new expires_at too, in the same call as a new entry.
+    path = tmp_path / "spend.db"
+    store = SqliteStore(path, clock=FakeClock(START))
+    daily = LedgerKey("daily", "", int(START), int(START) + 100, 1000, True)
+    store.reserve([daily], 10)
+    store.settle([daily], 10, 7)
+    longer = LedgerKey("daily", "", int(START), int(START) + 900, 1000, True)
+    user = LedgerKey("per-user", "bob", int(START), int(START) + 100, 1000, False)
+
+    assert store.reserve([longer, user], 5).balances == (Balance(7, 5), Balance(0, 5))
+    assert store.settle([longer, user], 5, 4) == (Balance(11, 0), Balance(4, 0))
+    store.close()
+
+    assert _rows(path) == [
+        ("daily||1700000000", "daily", "", int(START), int(START) + 900, 11, 0),
+        ("per-user|bob|1700000000", "per-user", "bob", int(START), int(START) + 100, 4, 0),
+    ]
+
+
+def test_sqlite_a_call_of_hundreds_of_keys(tmp_path: Path) -> None:
+    # One SELECT reads a hundred keys at most (SQLite caps the terms of a compound SELECT).
+    store = SqliteStore(tmp_path / "spend.db", clock=FakeClock(START))
+    keys = [LedgerKey(f"b{i}", "", int(START), int(START) + 100, 1000, True) for i in range(250)]
+    store.settle(keys[::2], 0, 990)
+
+    refused = store.reserve(keys[1::2] + keys[248:249], 11)
+    assert refused.refused_by == 125
+    assert store.reserve(keys, 10).admitted
+    assert store.balances(keys) == tuple(
+        Balance(990, 10) if i % 2 == 0 else Balance(0, 10) for i in range(250)
+    )
+    store.close()
+
+
 def test_sqlite_stores_on_one_file_share_balances(tmp_path: Path) -> None:
     path = tmp_path / "spend.db"
     first, second = SqliteStore(path), SqliteStore(path)

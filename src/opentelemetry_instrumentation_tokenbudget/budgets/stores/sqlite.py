@@ -12,13 +12,13 @@ writer and checks). Pass `synchronous="FULL"` to survive power loss too, for an 
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
@@ -39,15 +39,32 @@ CREATE TABLE IF NOT EXISTS tokenbudget_ledger (
 CREATE INDEX IF NOT EXISTS tokenbudget_ledger_expires_at ON tokenbudget_ledger (expires_at);
 """
 
-# An entry past its expires_at reads as absent even before a sweep deletes it.
-_SELECT = "SELECT spent, reserved FROM tokenbudget_ledger WHERE key = ? AND expires_at > ?"
+_SELECT_ONE = "SELECT key, spent, reserved, expires_at FROM tokenbudget_ledger WHERE key = ?"
+# SQLite's default cap on the terms of one compound SELECT is 500.
+_SELECT_AT_ONCE = 100
 
+# An entry that is live and keeps its expires_at: the index on expires_at is left alone.
+_UPDATE = "UPDATE tokenbudget_ledger SET spent = ?, reserved = ? WHERE key = ?"
+
+# A new entry, or one that replaces an expired one (or changes its expires_at).
 _UPSERT = """
 INSERT INTO tokenbudget_ledger (key, budget, grp, window_start, expires_at, spent, reserved)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     expires_at = excluded.expires_at, spent = excluded.spent, reserved = excluded.reserved
 """
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# (spent, reserved, expires_at) of an entry as the file holds it.
+_Row = tuple[int, int, int]
+
+
+@functools.cache
+def _select(count: int) -> str:
+    """One statement that looks up `count` keys: a primary-key look-up each, one step of the VM."""
+    return " UNION ALL ".join([_SELECT_ONE] * count)
 
 
 class SqliteStore:
@@ -59,6 +76,12 @@ class SqliteStore:
     check-then-update and none can admit a call on a balance another is changing. A transaction holds
     that lock for tens of microseconds; a process still waiting for it after `busy_timeout` seconds
     gets StoreError rather than holding up the user's call.
+
+    A transaction is the same few statements whatever the number of keys: BEGIN IMMEDIATE, one SELECT
+    of every key, an `executemany` of the entries that change (a second one when some are new), and
+    COMMIT; each statement costs the sqlite3 module more than SQLite's look-up costs, so there is no
+    statement per key. An entry that is live and keeps its `expires_at` is written by a plain UPDATE
+    of its two amounts, which leaves the index on `expires_at` alone.
     """
 
     def __init__(
@@ -89,37 +112,29 @@ class SqliteStore:
         self._inherited: list[sqlite3.Connection] = []
         with self._lock:
             self._connection = self._connect()
+            self._cursor = self._connection.cursor()
 
     def reserve(self, keys: Sequence[LedgerKey], amount: int) -> ReserveOutcome:
         check_amount("amount", amount)
         check_keys(keys)
-        with self._transaction() as connection:
-            before = self._read(connection, keys)
-            refused_by = first_refusal(keys, before, amount)
-            if refused_by is not None:
-                return ReserveOutcome(balances=tuple(before), refused_by=refused_by)
-            after = after_reserve(keys, before, amount)
-            self._write(connection, keys, before, after)
-            self._sweep(connection)
-            return ReserveOutcome(balances=tuple(after), refused_by=None)
+        return self._transaction(self._reserve, keys, amount)
 
     def settle(self, keys: Sequence[LedgerKey], reserved: int, actual: int) -> tuple[Balance, ...]:
         check_amount("reserved", reserved)
         check_amount("actual", actual)
         check_keys(keys)
-        with self._transaction() as connection:
-            return self._settle(connection, keys, reserved, actual)
+        return self._transaction(self._settle, keys, reserved, actual)
 
     def release(self, keys: Sequence[LedgerKey], reserved: int) -> None:
         check_amount("reserved", reserved)
         check_keys(keys)
-        with self._transaction() as connection:
-            self._settle(connection, keys, reserved, 0)
+        self._transaction(self._settle, keys, reserved, 0)
 
     def balances(self, keys: Sequence[LedgerKey]) -> tuple[Balance, ...]:
         with self._lock:
             try:
-                return tuple(self._read(self._usable_connection(), keys))
+                rows = self._read(self._usable_cursor(), keys, self._clock())
+                return tuple(_balances(rows))
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite spend store {self._path!r}: {exc}") from exc
 
@@ -162,78 +177,110 @@ class SqliteStore:
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
         connection.executescript(_SCHEMA)
 
-    def _usable_connection(self) -> sqlite3.Connection:
+    def _usable_cursor(self) -> sqlite3.Cursor:
         if self._closed:
             raise StoreError(f"SQLite spend store {self._path!r} is closed")
         if os.getpid() != self._pid:
             self._inherited.append(self._connection)
             self._connection = self._connect()
+            self._cursor = self._connection.cursor()
             self._pid = os.getpid()
-        return self._connection
+        return self._cursor
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, operation: Callable[Concatenate[sqlite3.Cursor, _P], _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """`operation` in one BEGIN IMMEDIATE transaction, committed unless it raises."""
         with self._lock:
-            connection = self._usable_connection()
+            cursor = self._usable_cursor()
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    yield connection
+                    result = operation(cursor, *args, **kwargs)
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    cursor.execute("ROLLBACK")
                     raise
-                connection.execute("COMMIT")
+                cursor.execute("COMMIT")
+                return result
             except sqlite3.Error as exc:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
                 raise StoreError(f"SQLite spend store {self._path!r}: {exc}") from exc
 
-    def _read(self, connection: sqlite3.Connection, keys: Sequence[LedgerKey]) -> list[Balance]:
+    def _reserve(self, cursor: sqlite3.Cursor, keys: Sequence[LedgerKey], amount: int) -> ReserveOutcome:
         now = self._clock()
-        result = []
-        for key in keys:
-            row = connection.execute(_SELECT, (key.storage_key, now)).fetchone()
-            result.append(ZERO if row is None else Balance(spent=row[0], reserved=row[1]))
-        return result
+        rows = self._read(cursor, keys, now)
+        before = _balances(rows)
+        refused_by = first_refusal(keys, before, amount)
+        if refused_by is not None:
+            return ReserveOutcome(balances=tuple(before), refused_by=refused_by)
+        after = after_reserve(keys, before, amount)
+        self._write(cursor, keys, rows, before, after)
+        self._sweep(cursor, now)
+        return ReserveOutcome(balances=tuple(after), refused_by=None)
 
     def _settle(
-        self, connection: sqlite3.Connection, keys: Sequence[LedgerKey], reserved: int, actual: int
+        self, cursor: sqlite3.Cursor, keys: Sequence[LedgerKey], reserved: int, actual: int
     ) -> tuple[Balance, ...]:
-        before = self._read(connection, keys)
+        rows = self._read(cursor, keys, self._clock())
+        before = _balances(rows)
         after = after_settle(keys, before, reserved, actual)
-        self._write(connection, keys, before, after)
+        self._write(cursor, keys, rows, before, after)
         return tuple(after)
+
+    def _read(self, cursor: sqlite3.Cursor, keys: Sequence[LedgerKey], now: float) -> list[_Row | None]:
+        """Each key's row, None for an entry that does not exist or whose expires_at has passed (it
+        reads as absent even before a sweep deletes it)."""
+        names = [key.storage_key for key in keys]
+        found: dict[str, _Row] = {}
+        for start in range(0, len(names), _SELECT_AT_ONCE):
+            chunk = names[start : start + _SELECT_AT_ONCE]
+            for name, spent, reserved, expires_at in cursor.execute(_select(len(chunk)), chunk):
+                if expires_at > now:
+                    found[name] = (spent, reserved, expires_at)
+        return [found.get(name) for name in names]
 
     def _write(
         self,
-        connection: sqlite3.Connection,
+        cursor: sqlite3.Cursor,
         keys: Sequence[LedgerKey],
+        rows: Sequence[_Row | None],
         before: Sequence[Balance],
         after: Sequence[Balance],
     ) -> None:
-        # Only entries that change: a release from an entry that expired must not recreate it.
-        connection.executemany(
-            _UPSERT,
-            [
-                (
-                    key.storage_key,
-                    key.budget,
-                    key.group,
-                    key.window_start,
-                    key.expires_at,
-                    new.spent,
-                    new.reserved,
+        updates: list[tuple[int, int, str]] = []
+        upserts: list[tuple[str, str, str, int, int, int, int]] = []
+        for key, row, old, new in zip(keys, rows, before, after, strict=True):
+            # Only entries that change: a release from an entry that expired must not recreate it.
+            if new == old:
+                continue
+            if row is not None and row[2] == key.expires_at:
+                updates.append((new.spent, new.reserved, key.storage_key))
+            else:
+                upserts.append(
+                    (
+                        key.storage_key,
+                        key.budget,
+                        key.group,
+                        key.window_start,
+                        key.expires_at,
+                        new.spent,
+                        new.reserved,
+                    )
                 )
-                for key, old, new in zip(keys, before, after, strict=True)
-                if new != old
-            ],
-        )
+        if updates:
+            cursor.executemany(_UPDATE, updates)
+        if upserts:
+            cursor.executemany(_UPSERT, upserts)
 
-    def _sweep(self, connection: sqlite3.Connection) -> None:
+    def _sweep(self, cursor: sqlite3.Cursor, now: float) -> None:
         # Inside a reserve's transaction, at most once a minute per process: a few rows at a time, and
         # no separate write for it to wait on.
-        now = self._clock()
         if now < self._next_sweep:
             return
         self._next_sweep = now + self._sweep_interval
-        connection.execute("DELETE FROM tokenbudget_ledger WHERE expires_at <= ?", (now,))
+        cursor.execute("DELETE FROM tokenbudget_ledger WHERE expires_at <= ?", (now,))
+
+
+def _balances(rows: Sequence[_Row | None]) -> list[Balance]:
+    return [ZERO if row is None else Balance(spent=row[0], reserved=row[1]) for row in rows]
