@@ -24,6 +24,7 @@ from opentelemetry_instrumentation_tokenbudget.budgets.stores.memory import Memo
 from opentelemetry_instrumentation_tokenbudget.budgets.stores.redis import RedisStore
 from opentelemetry_instrumentation_tokenbudget.budgets.stores.sqlite import SqliteStore
 from tests import conftest_redis
+from tests.redis_server import RedisServer, running_redis_server
 
 # pytest finds fixtures by name in the test module: these make the Redis ones available here.
 redis_server = conftest_redis.redis_server
@@ -574,6 +575,71 @@ def test_redis_store_leaves_a_client_it_was_given_open(redis_url: str) -> None:
     store.close()
 
     assert client.hget(f"x:{key.storage_key}", "spent") == b"9"
+    client.close()
+
+
+def test_redis_a_reply_that_comes_too_late_never_answers_a_later_call(redis_server: RedisServer) -> None:
+    # A server of its own: pausing the session's would hold up other tests.
+    with running_redis_server() as server:
+        client, key = _redis_key(server.url)
+        store = RedisStore.from_url(server.url, socket_timeout=0.2)
+        store.reserve([key], 1)
+        server.pause()
+        try:
+            with pytest.raises(StoreError, match="Timeout"):
+                store.reserve([key], 2)
+        finally:
+            server.resume()
+        # The paused reserve runs once the server resumes; its reply must go nowhere.
+        deadline = time.monotonic() + 5
+        while client.hget(f"tokenbudget:{key.storage_key}", "reserved") != b"3":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        assert store.reserve([key], 4).balances == (Balance(spent=0, reserved=7),)
+        assert store.settle([key], 7, 5) == (Balance(spent=5, reserved=0),)
+        store.close()
+        client.close()
+
+
+def test_redis_a_connection_the_server_closed_while_idle_is_opened_anew(redis_url: str) -> None:
+    client, key = _redis_key(redis_url)
+    store = RedisStore.from_url(redis_url)
+    store.reserve([key], 1)
+    # What a restarted server, or its timeout for idle clients, leaves the store holding.
+    assert client.client_kill_filter(_type="normal", skipme=True) >= 1
+
+    assert store.reserve([key], 2).balances == (Balance(spent=0, reserved=3),)
+    assert store.balances([key]) == (Balance(spent=0, reserved=3),)
+    store.close()
+    client.close()
+
+
+def test_redis_names_outside_ascii_are_the_same_entry_everywhere(redis_url: str) -> None:
+    client, key = _redis_key(redis_url)
+    zoe = LedgerKey("per-user", "user.id=zoë", key.window_start, key.expires_at, 1000, True)
+    store = RedisStore.from_url(redis_url)
+    store.reserve([zoe], 600)
+    store.settle([zoe], 600, 400)
+
+    assert client.hgetall(f"tokenbudget:{zoe.storage_key}") == {b"spent": b"400", b"reserved": b"0"}
+    assert store.balances([zoe]) == (Balance(spent=400, reserved=0),)
+    assert store.reserve([zoe], 601).refused_by == 0
+    store.close()
+    client.close()
+
+
+def test_redis_store_hangs_up_its_connections_when_closed(redis_url: str) -> None:
+    client, key = _redis_key(redis_url)
+    before = len(client.client_list())
+    store = RedisStore.from_url(redis_url)
+    store.reserve([key], 1)
+    store.balances([key])  # the same connection: one per thread calling at once
+    assert len(client.client_list()) == before + 1
+
+    store.close()
+
+    assert len(client.client_list()) == before
     client.close()
 
 

@@ -20,13 +20,16 @@ have turned into doubles. Totals past 2**63 - 1 are refused before anything is w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 try:
     import redis
     from redis.backoff import NoBackoff
     from redis.commands.core import Script
+    from redis.exceptions import NoScriptError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
     raise ImportError(
@@ -39,6 +42,8 @@ from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import MAX_BALANCE, check_amount, check_keys
 
 DEFAULT_PREFIX = "tokenbudget:"
+
+_T = TypeVar("_T")
 
 # The budget check runs before the user's request is sent: a Redis that is down or stuck must cost the
 # call a fraction of a second, not the client's default of several seconds with retries.
@@ -170,6 +175,14 @@ class RedisStore:
     running it again would count the call twice. A failure is StoreError at once and the caller's
     on_store_error policy decides. A reserve that timed out may thus have reserved after all: that
     reservation errs on the safe side, counting against the limit until the entry expires.
+
+    Reserve, settle and release send their EVALSHA on connections the store keeps for itself, made
+    as the client's pool makes them (its connection class and options: address, credentials, TLS,
+    timeouts), one for each thread calling at the same moment; the command's bytes are put together
+    from each ledger key's part, packed once per key. The budget check thus pays its round trip and
+    little else, not the client's per-command work (a pool checkout that polls the socket, the retry
+    wrapper, argument encoding, response callbacks). A client without such a pool (a cluster client)
+    runs the scripts through redis-py's `Script` instead.
     """
 
     def __init__(
@@ -181,18 +194,28 @@ class RedisStore:
         self._closed = False
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        pool = getattr(client, "connection_pool", None)
+        self._pool = pool if isinstance(pool, redis.ConnectionPool) else None
+        # Connections not in use; list.pop and list.append are atomic, so threads share it unlocked.
+        self._idle: list[_Connection] = []
+        self._arguments: dict[str, _KeyArguments] = {}
+        # The hashes' names encoded as redis-py encodes the other commands' (the encoding is an option).
+        self._encode = client.get_encoder().encode if self._pool is not None else str.encode
         renew_after_fork(self._new_pool)
 
     def _new_pool(self) -> None:
         # redis-py notices a fork by the pid, but under a lock of its own that a thread of the parent
         # may have held when it forked: the child gets a pool of its own, and leaves the parent's
-        # sockets alone.
+        # sockets alone (its own connections too: they are dropped unclosed).
+        self._idle = []
         pool = self._client.connection_pool
         self._client.connection_pool = type(pool)(
             connection_class=pool.connection_class,
             max_connections=pool.max_connections,
             **pool.connection_kwargs,
         )
+        if self._pool is not None:
+            self._pool = self._client.connection_pool
 
     @classmethod
     def from_url(
@@ -222,10 +245,7 @@ class RedisStore:
         self._check_open()
         if not keys:
             return ReserveOutcome(balances=(), refused_by=None)
-        arguments: list[str | int] = [amount]
-        for key in keys:
-            arguments += [min(key.limit, MAX_BALANCE), int(key.blocking), key.expires_at]
-        reply = self._run(self._reserve, keys, arguments)
+        reply = self._run(self._reserve, keys, (amount,), reserving=True)
         try:
             refused = int(reply[0])
             balances = _balances(reply[1:], len(keys))
@@ -240,7 +260,7 @@ class RedisStore:
         self._check_open()
         if not keys:
             return ()
-        reply = self._run(self._settle, keys, [reserved, actual, *(key.expires_at for key in keys)])
+        reply = self._run(self._settle, keys, (reserved, actual), reserving=False)
         try:
             return _balances(reply, len(keys))
         except (TypeError, ValueError, IndexError) as exc:
@@ -251,15 +271,19 @@ class RedisStore:
         check_keys(keys)
         self._check_open()
         if keys:
-            self._run(self._settle, keys, [reserved, 0, *(key.expires_at for key in keys)])
+            self._run(self._settle, keys, (reserved, 0), reserving=False)
 
     def balances(self, keys: Sequence[LedgerKey]) -> tuple[Balance, ...]:
         self._check_open()
-        pipeline = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipeline.hmget(self._prefix + key.storage_key, "spent", "reserved")
+        names = [self._prefix + key.storage_key for key in keys]
         try:
-            replies = pipeline.execute()
+            if self._pool is None:
+                pipeline = self._client.pipeline(transaction=False)
+                for name in names:
+                    pipeline.hmget(name, "spent", "reserved")
+                replies = pipeline.execute()
+            else:
+                replies = self._talk(self._pool, functools.partial(_read_hashes, names))
         except redis.RedisError as exc:
             raise StoreError(f"the Redis spend store failed: {exc}") from exc
         try:
@@ -271,6 +295,12 @@ class RedisStore:
         if self._closed:
             return
         self._closed = True
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                break
+            connection.disconnect()
         if self._owns_client:
             self._client.close()
 
@@ -278,15 +308,174 @@ class RedisStore:
         if self._closed:
             raise StoreError("the Redis spend store is closed")
 
-    def _run(self, script: Script, keys: Sequence[LedgerKey], arguments: list[str | int]) -> list[Any]:
+    def _run(
+        self, script: Script, keys: Sequence[LedgerKey], amounts: tuple[int, ...], *, reserving: bool
+    ) -> list[Any]:
+        """`script` on `keys`; ARGV is `amounts`, then each key's arguments for that script."""
         self._check_open()
+        arguments = [self._key_arguments(key) for key in keys]
         try:
-            reply = script(keys=[self._prefix + key.storage_key for key in keys], args=arguments)
+            if self._pool is None:
+                values = [a.reserve if reserving else a.settle for a in arguments]
+                reply = script(
+                    keys=[argument.name for argument in arguments],
+                    args=[*amounts, *(value for each in values for value in each)],
+                )
+            else:
+                command = _command(script, arguments, amounts, reserving)
+                reply = self._talk(self._pool, functools.partial(_evalsha, script, command))
         except redis.RedisError as exc:
             raise StoreError(f"the Redis spend store failed: {exc}") from exc
         if not isinstance(reply, list):
             raise StoreError(f"the Redis spend store answered {reply!r}")
         return reply
+
+    def _key_arguments(self, key: LedgerKey) -> _KeyArguments:
+        # Ledger keys are made once per budget, group and window (ChargeBook), so the same object
+        # comes back call after call; another object of the same entry is packed anew.
+        arguments = self._arguments.get(key.storage_key)
+        if arguments is None or arguments.key is not key:
+            if len(self._arguments) >= _ARGUMENTS_KEPT:
+                self._arguments.clear()
+            arguments = _KeyArguments.of(key, self._prefix, self._encode)
+            self._arguments[key.storage_key] = arguments
+        return arguments
+
+    def _talk(self, pool: redis.ConnectionPool, exchange: Callable[[_Connection], _T]) -> _T:
+        """`exchange` of commands and replies on one of the store's own connections."""
+        connection: _Connection
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            # Idle since its last call: the server may have hung up meanwhile (a restart, its timeout
+            # for idle clients). As redis-py's pool does on checkout, such a connection is opened
+            # anew rather than failing the call.
+            try:
+                if connection.can_read():
+                    connection.disconnect()
+            except (redis.RedisError, OSError):
+                connection.disconnect()
+        try:
+            result = exchange(connection)
+        except redis.ResponseError:
+            self._give_back(connection)  # an error reply, read whole: the connection is in step
+            raise
+        except BaseException:
+            # A reply may still be on its way (a timeout): this connection must not answer another call.
+            connection.disconnect()
+            raise
+        self._give_back(connection)
+        return result
+
+    def _give_back(self, connection: _Connection) -> None:
+        if self._closed:
+            connection.disconnect()
+        else:
+            self._idle.append(connection)
+
+
+def _evalsha(script: Script, command: bytes, connection: _Connection) -> Any:
+    packed = [command]  # redis-py sends each item of a list: one item, one sendall
+    connection.send_packed_command(packed)
+    try:
+        return connection.read_response()
+    except NoScriptError:
+        # The server lost its scripts (restarted, or SCRIPT FLUSH): the script did not run, so loading
+        # it and sending the same command again counts the call once.
+        connection.send_command("SCRIPT", "LOAD", script.script)
+        connection.read_response()
+        connection.send_packed_command(packed)
+        return connection.read_response()
+
+
+def _read_hashes(names: list[str], connection: _Connection) -> list[Any]:
+    """HMGET spent, reserved of each hash, pipelined: one round trip."""
+    connection.send_packed_command(
+        connection.pack_commands([("HMGET", name, "spent", "reserved") for name in names])
+    )
+    replies: list[Any] = []
+    error: redis.ResponseError | None = None
+    for _ in names:
+        # Every reply is read before an error is raised, so that none is left for the next call.
+        try:
+            replies.append(connection.read_response())
+        except redis.ResponseError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return replies
+
+
+_ARGUMENTS_KEPT = 4096
+
+
+class _Connection(Protocol):
+    """What the store uses of a redis-py connection (whose methods carry no annotations)."""
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def pack_commands(self, commands: list[tuple[str, ...]]) -> list[bytes]: ...
+
+    def send_command(self, *args: object) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
+
+    def can_read(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class _KeyArguments:
+    """A ledger key as the scripts take it: the hash's name, its arguments to the reserve script
+    (limit, 1 if it blocks, expires_at) and to the settle script (expires_at); each also packed."""
+
+    key: LedgerKey
+    name: str
+    reserve: tuple[int, int, int]
+    settle: tuple[int]
+    packed_name: bytes
+    packed_reserve: bytes
+    packed_settle: bytes
+
+    @classmethod
+    def of(cls, key: LedgerKey, prefix: str, encode: Callable[[str], bytes]) -> _KeyArguments:
+        name = prefix + key.storage_key
+        reserve = (min(key.limit, MAX_BALANCE), int(key.blocking), key.expires_at)
+        settle = (key.expires_at,)
+        return cls(
+            key=key,
+            name=name,
+            reserve=reserve,
+            settle=settle,
+            packed_name=_bulk(encode(name)),
+            packed_reserve=b"".join(_bulk(b"%d" % value) for value in reserve),
+            packed_settle=b"".join(_bulk(b"%d" % value) for value in settle),
+        )
+
+
+def _bulk(value: bytes) -> bytes:
+    """One argument of a command as the Redis protocol (RESP) sends it: its length, then its bytes."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _command(
+    script: Script, arguments: Sequence[_KeyArguments], amounts: tuple[int, ...], reserving: bool
+) -> bytes:
+    """EVALSHA of `script` as redis-py's `pack_command` packs it, from the keys' packed parts."""
+    count = len(arguments)
+    parts = [
+        b"*%d\r\n" % (3 + count + len(amounts) + (3 if reserving else 1) * count),
+        _bulk(b"EVALSHA"),
+        _bulk(script.sha.encode()),
+        _bulk(b"%d" % count),
+        *[argument.packed_name for argument in arguments],
+        *[_bulk(b"%d" % amount) for amount in amounts],
+        *[argument.packed_reserve if reserving else argument.packed_settle for argument in arguments],
+    ]
+    return b"".join(parts)
 
 
 def _balances(values: Sequence[Any], count: int) -> tuple[Balance, ...]:
