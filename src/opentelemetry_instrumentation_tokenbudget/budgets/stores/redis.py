@@ -465,22 +465,23 @@ def _command(
     script: Script, arguments: Sequence[_KeyArguments], amounts: tuple[int, ...], reserving: bool
 ) -> bytes:
     """EVALSHA of `script` as redis-py's `pack_command` packs it, from the keys' packed parts."""
-    count = len(arguments)
-    parts = [
-        b"*%d\r\n" % (3 + count + len(amounts) + (3 if reserving else 1) * count),
-        _bulk(b"EVALSHA"),
-        _bulk(script.sha.encode()),
-        _bulk(b"%d" % count),
-        *[argument.packed_name for argument in arguments],
-        *[_bulk(b"%d" % amount) for amount in amounts],
-        *[argument.packed_reserve if reserving else argument.packed_settle for argument in arguments],
-    ]
+    parts = [_head(script.sha, len(arguments), len(amounts), reserving)]
+    parts += [argument.packed_name for argument in arguments]
+    parts += [_bulk(b"%d" % amount) for amount in amounts]
+    parts += [argument.packed_reserve if reserving else argument.packed_settle for argument in arguments]
     return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _head(sha: str, count: int, amounts: int, reserving: bool) -> bytes:
+    """A command's start: its number of arguments, EVALSHA, the script's SHA1, the number of keys."""
+    length = 3 + count + amounts + (3 if reserving else 1) * count
+    return b"*%d\r\n%s%s%s" % (length, _bulk(b"EVALSHA"), _bulk(sha.encode()), _bulk(b"%d" % count))
 
 
 def _balances(values: Sequence[Any], count: int) -> tuple[Balance, ...]:
     if len(values) != 2 * count:
         raise ValueError(f"expected {2 * count} values, got {len(values)}")
     return tuple(
-        Balance(spent=int(values[2 * i] or 0), reserved=int(values[2 * i + 1] or 0)) for i in range(count)
+        [Balance(spent=int(values[i] or 0), reserved=int(values[i + 1] or 0)) for i in range(0, 2 * count, 2)]
     )
