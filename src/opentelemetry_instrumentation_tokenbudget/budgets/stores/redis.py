@@ -182,7 +182,8 @@ class RedisStore:
     from each ledger key's part, packed once per key. The budget check thus pays its round trip and
     little else, not the client's per-command work (a pool checkout that polls the socket, the retry
     wrapper, argument encoding, response callbacks). A client without such a pool (a cluster client)
-    runs the scripts through redis-py's `Script` instead.
+    runs the scripts through redis-py's `Script` instead. The `redis` extra installs hiredis, which
+    redis-py then uses to parse the replies in C.
     """
 
     def __init__(
