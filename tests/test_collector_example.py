@@ -284,6 +284,15 @@ def _forecast(run: Run) -> dict[tuple[str, str], float]:
     return forecast
 
 
+def _forecast_warnings(run: Run) -> dict[str, float]:
+    """The free tier is the only budget whose burn rate can pass its limit in the example: by its third
+    call (27.45 of its 30 microdollars) the projection passes the limit if less than 91.5 % of the
+    UTC day is gone, and none is made in the day's first 5 %. Counted once per window; the series
+    exists only once it is."""
+    elapsed = (run.at % 86400) / 86400
+    return {"free-tier": 1.0} if 0.05 <= elapsed < 0.915 else {}
+
+
 def _expected_panels(run: Run) -> dict[str, list[tuple[Any, ...]]]:
     """Per panel title, per query: (labels to key the result by, the expected values or a check)."""
     measured = run.rounds[1]
@@ -346,6 +355,9 @@ def _expected_panels(run: Run) -> dict[str, list[tuple[Any, ...]]]:
                 {(call.provider, call.model): "duration" for call in measured},
             )
         ],
+        "Forecast warnings": [(("tokenbudget_budget_name",), _forecast_warnings(run))],
+        # An anomaly needs a baseline of 15-minute intervals; seconds of traffic have none: no series.
+        "Spend anomalies by budget": [(("tokenbudget_budget_name",), {})],
     }
 
 
