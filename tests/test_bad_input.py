@@ -100,9 +100,9 @@ def test_skip_bad_skips_and_counts_malformed_lines(capsys, files):
     code, out, err = run(capsys, "export", "--otlp", str(files["malformed"]), "--skip-bad", "-o", str(output))
     assert (code, out, err) == (0, "", "tokenbudget: skipped 1 malformed line(s)\n")
     rows = list(csv.DictReader(output.open()))
+    # user.id is no tag unless named (--tags): one group.
     assert [(row["Tags"], row["x_Calls"], row["x_UnpricedCalls"]) for row in rows] == [
-        ('{"tokenbudget.feature":"search"}', "1", "1"),
-        ('{"tokenbudget.feature":"search","user.id":"u-1"}', "4", "0"),
+        ('{"tokenbudget.feature":"search"}', "5", "1"),
     ]
 
 

@@ -82,7 +82,7 @@ def test_focus_rows_pass_focus_validator(capsys, ledger, tmp_path):
         "ConsumedUnit": "Tokens", "PricingQuantity": "38.0", "PricingUnit": "Tokens",
         "ServiceCategory": "AI and Machine Learning", "ServiceName": "openai chat", "Provider": "openai",
         "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "SubAccountId": "acme",
-        "Tags": '{"tokenbudget.feature":"search","tokenbudget.project":"acme","user.id":"u-1"}',
+        "Tags": '{"tokenbudget.feature":"search","tokenbudget.project":"acme"}',
         "x_Calls": "2", "x_InputTokens": "16", "x_OutputTokens": "22", "x_UnpricedCalls": "0",
     }  # fmt: skip
     haiku = next(row for row in rows if row["SkuId"] != "openai/gpt-4o-mini")

@@ -82,3 +82,16 @@ def test_the_ledger_and_the_otlp_file_give_the_same_answer(
     assert isinstance(from_otlp, dict)
     found = {"forecast": "groups", "anomalies": "anomalies", "advise": "advice", "report": "groups"}
     assert from_otlp[found[command[0]]], from_otlp
+
+
+def test_the_ledger_and_the_otlp_file_give_the_same_focus_export(
+    capsys: pytest.CaptureFixture[str], sources: tuple[Path, Path]
+) -> None:
+    """The ledger's FOCUS rows are summed by SQLite (integer picodollars), the OTLP file's in Python."""
+    otlp, ledger = sources
+    exported = []
+    for source in (["--otlp", str(otlp)], ["--ledger", str(ledger)]):
+        assert main(["export", *source, "--until", AT]) == 0
+        exported.append(capsys.readouterr().out)
+    assert exported[0] == exported[1]
+    assert len(exported[0].splitlines()) > 10

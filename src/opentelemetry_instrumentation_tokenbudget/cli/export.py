@@ -18,6 +18,7 @@ from ..finops import focus
 from ..finops.spend_record import SpendRecord
 
 FORMATS: Final = ("focus", "csv")
+_MAX_CACHED: Final = 100_000
 CALL_COLUMNS: Final = (
     "start",
     "duration_s",
@@ -63,7 +64,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     parser.add_argument(
         "--tags",
         metavar="KEY,...",
-        help="only these attribution keys become FOCUS tags and groups (default: all of them)",
+        help=(
+            "only these attribution keys become FOCUS tags and groups (default: all but user.id and"
+            " session.id, one row per user or session otherwise; name them here to have them)"
+        ),
     )
 
 
@@ -71,8 +75,9 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        # A decimal point even on whole numbers: FOCUS's decimal columns are read as such.
-        text = format(value, "f")
+        # No trailing zeros (the same sum reads the same however it was added up), and a decimal
+        # point even on whole numbers: FOCUS's decimal columns are read as such.
+        text = format(value.normalize(), "f")
         return text if "." in text else f"{text}.0"
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -114,6 +119,50 @@ def call_lines(records: Iterable[SpendRecord]) -> Iterator[list[str]]:
             _text(r.span_id),
             _text(r.error_type),
             _text(r.refused),
+        ]
+
+
+def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
+    """`call_lines` of the ledger's rows as they come from SQLite (`ledger.CALL_COLUMNS`): the same
+    text, without a record per call."""
+    yield list(CALL_COLUMNS)
+    compact: dict[str, str] = {}
+    for row in rows:
+        (
+            start, duration, provider, operation, request_model, response_model, input_tokens,
+            output_tokens, cache_read, cache_write, reasoning, cost, estimated, price_source,
+            price_version, inferred, attribution, trace_id, span_id, error_type, refused,
+        ) = row  # fmt: skip
+        # Few distinct attributions, each written as `call_lines` writes a record's attributes.
+        attributes = compact.get(attribution)
+        if attributes is None:
+            if len(compact) >= _MAX_CACHED:
+                compact.clear()
+            attributes = compact[attribution] = json.dumps(
+                json.loads(attribution), sort_keys=True, separators=(",", ":")
+            )
+        yield [
+            datetime.fromtimestamp(int(start) / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            str(float(duration)),
+            str(provider),
+            str(operation),
+            str(request_model),
+            _text(response_model),
+            str(input_tokens),
+            str(output_tokens),
+            str(cache_read),
+            str(cache_write),
+            str(reasoning),
+            "" if cost is None else _text(Decimal(str(cost))),
+            _text(bool(estimated)),
+            _text(price_source),
+            _text(price_version),
+            _text(bool(inferred)),
+            attributes,
+            str(trace_id),
+            str(span_id),
+            _text(error_type),
+            _text(bool(refused)),
         ]
 
 

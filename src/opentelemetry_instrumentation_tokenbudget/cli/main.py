@@ -160,8 +160,8 @@ def _records(
     stats = otlp_json.ReadStats()
     if getattr(args, "prometheus", None) is not None:
         return []  # aggregates, read by the report itself
-    if args.command == "export" and args.ledger is not None and args.format == "focus":
-        return []  # summed by SQLite, by the export itself
+    if args.command == "export" and args.ledger is not None:
+        return []  # summed by SQLite or streamed from it, by the export itself
     if args.command == "report" and args.ledger is not None and args.plot is None:
         return []  # summed by SQLite, by the report itself
     try:
@@ -332,14 +332,20 @@ def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, un
     since = _instant(args.since, now) if args.since else None
     tag_keys = export.tag_keys_of(args.tags)
     lines: Iterable[list[str]]
-    if args.ledger is not None and args.format == "focus":
+    if args.ledger is not None:
         try:
-            groups = ledger_source.focus_groups(
-                args.ledger, tag_keys=tag_keys, where=_conditions(args.where), since=since, until=until
-            )
+            if args.format == "focus":
+                groups = ledger_source.focus_groups(
+                    args.ledger, tag_keys=tag_keys, where=_conditions(args.where), since=since, until=until
+                )
+                lines = export.focus_lines(focus.rows_of(groups))
+            else:
+                calls = ledger_source.calls(
+                    args.ledger, where=_conditions(args.where), since=since, until=until
+                )
+                lines = export.ledger_call_lines(calls)
         except otlp_json.SourceError as error:
             raise UsageError(str(error)) from None
-        lines = export.focus_lines(focus.rows_of(groups))
     else:
         in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
         if args.format == "focus":
@@ -348,7 +354,7 @@ def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, un
             lines = export.call_lines(in_range)
     try:
         export.write(lines, output=args.output, out=out)
-    except export.ExportError as error:
+    except (export.ExportError, otlp_json.SourceError) as error:
         raise UsageError(str(error)) from None
 
 

@@ -1,10 +1,11 @@
 """FOCUS (FinOps Open Cost and Usage Specification) 1.0 cost-and-usage rows from spend records: what a
 finance team loads next to its cloud bill.
 
-One row per UTC day x provider x model x attribution group, as a cloud provider's own FOCUS export
-charges a token-priced service: ServiceCategory "AI and Machine Learning", ConsumedQuantity and
-PricingQuantity in tokens (every kind: input, output, cache read and cache write), the attribution as
-Tags (a JSON object). The per-kind token counts, the number of calls and of unpriced or estimated
+One row per UTC day x provider x model x operation x attribution group, as a cloud provider's own
+FOCUS export charges a token-priced service: ServiceCategory "AI and Machine Learning",
+ConsumedQuantity and PricingQuantity in tokens (every kind: input, output, cache read and cache
+write), the attribution as Tags (a JSON object; user and session ids only when asked for, see
+`HIGH_CARDINALITY_KEYS`). The per-kind token counts, the number of calls and of unpriced or estimated
 calls are `x_` columns (FOCUS reserves that prefix for columns of the data generator): a row whose
 calls were not all priced says how many were not, its cost is the priced calls' only.
 
@@ -19,6 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
+
+from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
+from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
 
 from ..semconv import TOKENBUDGET_PROJECT
 from .spend_record import SpendRecord
@@ -80,6 +84,9 @@ COLUMNS: Final = (
     "x_EstimatedCalls",
 )
 
+HIGH_CARDINALITY_KEYS: Final = (USER_ID, SESSION_ID)
+"""Not tags unless named: as on metric attributes, a user's or session's id would make a group (a
+row) per user or session, and put the ids in finance's files."""
 _DAY: Final = 86400
 GroupKey = tuple[int, str, str, str, tuple[tuple[str, str], ...]]
 
@@ -104,8 +111,9 @@ def _month(day: datetime) -> tuple[datetime, datetime]:
 
 
 def tags(attributes: Mapping[str, str], keys: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
+    """The attribution entries named in `keys`; by default (None) all but `HIGH_CARDINALITY_KEYS`."""
     if keys is None:
-        return tuple(sorted(attributes.items()))
+        return tuple(sorted(item for item in attributes.items() if item[0] not in HIGH_CARDINALITY_KEYS))
     return tuple(sorted((key, attributes[key]) for key in keys if key in attributes))
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
+
+from ..budgets.store import picodollars_to_usd, usd_to_picodollars
 
 # Attributes that describe the call rather than who it is charged to.
 _NOT_ATTRIBUTION: Final = (
@@ -42,6 +45,7 @@ COLUMNS: Final = (
     "span_id",
     "error_type",
     "refused",
+    "cost_picodollars",
 )
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -66,12 +70,16 @@ CREATE TABLE IF NOT EXISTS calls (
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
     error_type TEXT,
-    refused INTEGER NOT NULL
+    refused INTEGER NOT NULL,
+    cost_picodollars INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_start ON calls (start_unix_nano);
 CREATE TABLE IF NOT EXISTS tokenbudget_ledger (version INTEGER NOT NULL);
 """
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: no `cost_picodollars` (a writer of version 2 adds it on open and fills it in)."""
+# SQLite's INTEGER (and its SUM) is signed 64-bit.
+_MAX_INTEGER: Final = 2**63 - 1
 # The column names are the constants above; values are bound as parameters.
 INSERT: Final = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 Row = tuple[Any, ...]
@@ -85,6 +93,22 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def picodollars(cost_usd: str | None) -> int | None:
+    """The ledger's text cost as whole picodollars (the budgets' unit), so that SQLite can sum it
+    exactly; None when it is not a whole number of them (the readers then sum the text exactly) or
+    there is no cost."""
+    if cost_usd is None:
+        return None
+    try:
+        amount = Decimal(cost_usd)
+        whole = usd_to_picodollars(amount)
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+    if abs(whole) > _MAX_INTEGER or picodollars_to_usd(whole) != amount:
+        return None
+    return whole
+
+
 def row_from_span(span: Any) -> Row | None:
     """None for a span that is no call of ours (no operation name), or that records nothing (a no-op
     tracer's). Read by duck typing: the OpenTelemetry SDK is the application's choice, not a dependency."""
@@ -93,6 +117,8 @@ def row_from_span(span: Any) -> Row | None:
     if operation is None or getattr(span, "start_time", None) is None:
         return None
     cost = attributes.get("gen_ai.usage.cost.amount")
+    # The span holds a double: its shortest repr is the decimal the instrumentation meant.
+    cost_usd = repr(float(cost)) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
     end = span.end_time or span.start_time
     context = span.context
     return (
@@ -107,8 +133,7 @@ def row_from_span(span: Any) -> Row | None:
         _int(attributes.get("gen_ai.usage.cache_read.input_tokens")),
         _int(attributes.get("gen_ai.usage.cache_creation.input_tokens")),
         _int(attributes.get("gen_ai.usage.reasoning.output_tokens")),
-        # The span holds a double: its shortest repr is the decimal the instrumentation meant.
-        repr(float(cost)) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        cost_usd,
         json.dumps(
             {
                 name[len(_COST_PARTS) :]: value
@@ -133,4 +158,5 @@ def row_from_span(span: Any) -> Row | None:
         f"{context.span_id:016x}" if context is not None else "",
         _text(attributes.get("error.type")),
         0,
+        picodollars(cost_usd),
     )

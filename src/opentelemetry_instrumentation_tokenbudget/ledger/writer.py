@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from .record import INSERT, SCHEMA, SCHEMA_VERSION, Row, row_from_span
+from .record import INSERT, SCHEMA, SCHEMA_VERSION, Row, picodollars, row_from_span
 
 _logger = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED: Final = 100_000
@@ -58,7 +58,30 @@ def connect(path: Path) -> sqlite3.Connection:
         connection.executescript(SCHEMA)
         if connection.execute("SELECT COUNT(*) FROM tokenbudget_ledger").fetchone()[0] == 0:
             connection.execute("INSERT INTO tokenbudget_ledger (version) VALUES (?)", (SCHEMA_VERSION,))
+    if connection.execute("SELECT MAX(version) FROM tokenbudget_ledger").fetchone()[0] < SCHEMA_VERSION:
+        _migrate(connection)
     return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Version 1 -> 2: the cost in whole picodollars, added and filled in for the rows already there.
+    One write transaction, taken before looking, so that two writers opening an old file at once
+    migrate it once; the other then finds it done."""
+    connection.create_function("tokenbudget_picodollars", 1, picodollars, deterministic=True)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(calls)")}
+        if "cost_picodollars" not in columns:
+            connection.execute("ALTER TABLE calls ADD COLUMN cost_picodollars INTEGER")
+            connection.execute(
+                "UPDATE calls SET cost_picodollars = tokenbudget_picodollars(cost_usd)"
+                " WHERE cost_usd IS NOT NULL"
+            )
+        connection.execute("UPDATE tokenbudget_ledger SET version = ?", (SCHEMA_VERSION,))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 class LedgerWriter:

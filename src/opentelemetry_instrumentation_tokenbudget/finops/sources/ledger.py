@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from ...budgets.store import picodollars_to_usd
 from ...ledger.record import COLUMNS
 from ...ledger.writer import parse_url
 from .. import focus
@@ -17,6 +18,32 @@ from ..report import TIME_KEYS, Aggregate
 from ..spend_record import KEY_ALIASES, UNSET, SpendRecord
 from .otlp_json import SourceError
 
+# What `calls` yields, in this order: every column a per-call export shows.
+CALL_COLUMNS: Final = (
+    "start_unix_nano",
+    "duration_s",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "estimated",
+    "price_source",
+    "price_version",
+    "price_inferred",
+    "attribution",
+    "trace_id",
+    "span_id",
+    "error_type",
+    "refused",
+)
+# A record's columns: the first schema version's (the cost in picodollars repeats `cost_usd`).
+_RECORD_COLUMNS: Final = COLUMNS[: COLUMNS.index("cost_picodollars")]
 _COLUMN_OF: Final = {
     "gen_ai.request.model": "request_model",
     "gen_ai.provider.name": "provider",
@@ -64,6 +91,72 @@ def _open(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _picodollars_sql(connection: sqlite3.Connection) -> str:
+    """The cost in whole picodollars, or NULL everywhere in a file of schema version 1 (which a
+    read-only connection must read as it is: only a writer migrates)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(calls)")}
+    return "cost_picodollars" if "cost_picodollars" in columns else "NULL"
+
+
+def _filter(
+    where: Sequence[tuple[str, str]], since: float | None, until: float | None
+) -> tuple[str, list[object]]:
+    conditions = ["start_unix_nano >= ?", "start_unix_nano < ?"]
+    parameters: list[object] = [
+        int(since * 1e9) if since is not None else -(2**63),
+        int(until * 1e9) if until is not None else 2**63 - 1,
+    ]
+    for name, value in where:
+        conditions.append(f"{_key_sql(name)} = ?")
+        parameters.append(value)
+    return " AND ".join(conditions), parameters
+
+
+def _summed_rows(
+    path: Path, keys: Sequence[str], conditions: str, parameters: Sequence[object]
+) -> list[tuple[Any, ...]]:
+    """Per group of the `keys` expressions: the keys, then calls, input, output, cache read and cache
+    write tokens, estimated calls, unpriced calls and the cost (Decimal).
+
+    SQLite sums the cost as integer picodollars where a row has them; the rows whose cost is not a
+    whole number of picodollars (or a file without the column) are grouped by their text cost as
+    well, and multiplied out exactly here. SQLite's SUM of integers raises on passing 2**63 - 1
+    picodollars (about 9.2 million USD in one group): then every group is summed the second way."""
+    with_keys = ", ".join(keys)
+    try:
+        connection = _open(path)
+        try:
+            for picodollars in (_picodollars_sql(connection), "NULL"):
+                inexact = f"CASE WHEN {picodollars} IS NULL THEN cost_usd END"
+                query = (
+                    # Every expression is built from constants and quoted names; values are bound.
+                    f"SELECT {with_keys}{', ' if keys else ''}{inexact}, COUNT(*), SUM(input_tokens),"  # noqa: S608
+                    " SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(estimated),"
+                    f" SUM(cost_usd IS NULL), SUM({picodollars}) FROM calls WHERE {conditions}"
+                    f" GROUP BY {with_keys}{', ' if keys else ''}{inexact}"
+                )
+                try:
+                    rows = connection.execute(query, parameters).fetchall()
+                except sqlite3.OperationalError as error:
+                    if str(error) == "integer overflow" and picodollars != "NULL":
+                        continue
+                    raise
+                break
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise SourceError(f"{path}: cannot read it as a ledger ({error})") from None
+    width = len(keys)
+    summed = []
+    for row in rows:
+        inexact_cost, calls, unpriced, whole = row[width], row[width + 1], row[width + 7], row[width + 8]
+        cost = Decimal(0) if whole is None else picodollars_to_usd(whole)
+        if inexact_cost is not None:
+            cost += Decimal(inexact_cost) * (calls - unpriced)
+        summed.append((*row[:width], *row[width + 1 : width + 8], cost))
+    return summed
+
+
 def summed(
     url_or_path: str,
     keys: Sequence[str],
@@ -73,52 +166,40 @@ def summed(
     until: float | None = None,
 ) -> dict[tuple[str, ...], Aggregate]:
     """The figures per group of `keys` over the calls started in [since, until) that match `where`,
-    summed by SQLite; the cost in Python, exactly, from each distinct cost's number of calls."""
+    summed by SQLite (the cost exactly: see `_summed_rows`)."""
     path = path_of(url_or_path)
-    expressions = [_key_sql(key) for key in keys]
-    conditions = ["start_unix_nano >= ?", "start_unix_nano < ?"]
-    parameters: list[object] = [
-        int(since * 1e9) if since is not None else -(2**63),
-        int(until * 1e9) if until is not None else 2**63 - 1,
-    ]
-    for name, value in where:
-        conditions.append(f"{_key_sql(name)} = ?")
-        parameters.append(value)
-    grouped = ", ".join([*expressions, "cost_usd"])
-    selected = ", ".join([*expressions, "cost_usd"])
-    query = (
-        # Every expression is built from constants and quoted names; values are bound as parameters.
-        f"SELECT {selected}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"  # noqa: S608
-        f" SUM(cache_write_tokens), SUM(estimated) FROM calls WHERE {' AND '.join(conditions)}"
-        f" GROUP BY {grouped}"
-    )
+    conditions, parameters = _filter(where, since, until)
+    width = len(keys)
     groups: dict[tuple[str, ...], Aggregate] = {}
-    try:
-        connection = _open(path)
-        try:
-            cursor = connection.execute(query, parameters)
-            width = len(expressions)
-            for row in cursor:
-                key = tuple(str(value) for value in row[:width])
-                cost, calls, inputs, outputs, cache_read, cache_write, estimated = row[width:]
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = Aggregate()
-                group.calls += calls
-                group.input_tokens += inputs
-                group.output_tokens += outputs
-                group.cache_read_tokens += cache_read
-                group.cache_write_tokens += cache_write
-                group.estimated_calls += estimated
-                if cost is None:
-                    group.unpriced_calls += calls
-                else:
-                    group.cost_usd += Decimal(cost) * calls
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        raise SourceError(f"{path}: cannot read it as a ledger ({error})") from None
+    for row in _summed_rows(path, [_key_sql(key) for key in keys], conditions, parameters):
+        key = tuple(str(value) for value in row[:width])
+        calls, inputs, outputs, cache_read, cache_write, estimated, unpriced, cost = row[width:]
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Aggregate()
+        group.calls += calls
+        group.input_tokens += inputs
+        group.output_tokens += outputs
+        group.cache_read_tokens += cache_read
+        group.cache_write_tokens += cache_write
+        group.estimated_calls += estimated
+        group.unpriced_calls += unpriced
+        group.cost_usd += cost
     return groups
+
+
+def _tags_sql(tag_keys: Sequence[str] | None) -> str:
+    """The part of the attribution that makes FOCUS tags, as SQL: the JSON object without the
+    high-cardinality ids by default, or with only `tag_keys` (an absent key is null)."""
+    if tag_keys is None:
+        paths = ", ".join(_quote("$." + json.dumps(name)) for name in focus.HIGH_CARDINALITY_KEYS)
+        return f"json_remove(attribution, {paths})"
+    if not tag_keys:
+        return "'{}'"
+    pairs = ", ".join(
+        f"{_quote(name)}, json_extract(attribution, {_quote('$.' + json.dumps(name))})" for name in tag_keys
+    )
+    return f"json_object({pairs})"
 
 
 def focus_groups(
@@ -129,73 +210,89 @@ def focus_groups(
     since: float | None = None,
     until: float | None = None,
 ) -> dict[GroupKey, Group]:
-    """`focus.group` of the calls, summed by SQLite per day x provider x model x operation x attribution
-    (and distinct cost: the cost is summed exactly in Python)."""
+    """`focus.group` of the calls, summed by SQLite per day x provider x model x operation x tags."""
     path = path_of(url_or_path)
-    conditions = ["start_unix_nano >= ?", "start_unix_nano < ?"]
-    parameters: list[object] = [
-        int(since * 1e9) if since is not None else -(2**63),
-        int(until * 1e9) if until is not None else 2**63 - 1,
-    ]
-    for name, value in where:
-        conditions.append(f"{_key_sql(name)} = ?")
-        parameters.append(value)
-    query = (
-        # Constant expressions; values are bound as parameters.
-        "SELECT start_unix_nano / 86400000000000, provider, request_model, operation, attribution,"  # noqa: S608
-        " cost_usd, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
-        f" SUM(cache_write_tokens), SUM(estimated) FROM calls WHERE {' AND '.join(conditions)}"
-        " GROUP BY 1, provider, request_model, operation, attribution, cost_usd"
-    )
+    conditions, parameters = _filter(where, since, until)
+    keys = ["start_unix_nano / 86400000000000", "provider", "request_model", "operation", _tags_sql(tag_keys)]
     tags_of: dict[str, tuple[tuple[str, str], ...]] = {}
     groups: dict[GroupKey, Group] = {}
+    for row in _summed_rows(path, keys, conditions, parameters):
+        day, provider, model, operation, attribution = row[:5]
+        tags = tags_of.get(attribution)
+        if tags is None:
+            present = {name: value for name, value in json.loads(attribution).items() if value is not None}
+            tags = tags_of[attribution] = focus.tags(present, tag_keys)
+        key = (day, provider, model, operation, tags)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group()
+        group.calls += row[5]
+        group.input += row[6]
+        group.output += row[7]
+        group.cache_read += row[8]
+        group.cache_write += row[9]
+        group.estimated += row[10]
+        group.unpriced += row[11]
+        group.cost += row[12]
+    return groups
+
+
+def calls(
+    url_or_path: str,
+    *,
+    where: Sequence[tuple[str, str]] = (),
+    since: float | None = None,
+    until: float | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """The ledger's rows (`CALL_COLUMNS`) of the calls started in [since, until) that match `where`,
+    oldest first, streamed from SQLite. The file is opened and the query started before this returns,
+    so that a bad file is reported before anything is written."""
+    path = path_of(url_or_path)
+    conditions, parameters = _filter(where, since, until)
     try:
         connection = _open(path)
         try:
-            for row in connection.execute(query, parameters):
-                day, provider, model, operation, attribution, cost, calls = row[:7]
-                tags = tags_of.get(attribution)
-                if tags is None:
-                    tags = tags_of[attribution] = focus.tags(json.loads(attribution), tag_keys)
-                key = (day, provider, model, operation, tags)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = Group()
-                group.calls += calls
-                group.input += row[7]
-                group.output += row[8]
-                group.cache_read += row[9]
-                group.cache_write += row[10]
-                group.estimated += row[11]
-                if cost is None:
-                    group.unpriced += calls
-                else:
-                    group.cost += Decimal(cost) * calls
-        finally:
+            cursor = connection.execute(
+                # The column names are constants; values are bound as parameters.
+                f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE {conditions}"  # noqa: S608
+                " ORDER BY start_unix_nano",
+                parameters,
+            )
+        except BaseException:
             connection.close()
+            raise
     except sqlite3.DatabaseError as error:
         raise SourceError(f"{path}: cannot read it as a ledger ({error})") from None
-    return groups
+    return _streamed(path, connection, cursor)
+
+
+def _streamed(
+    path: Path, connection: sqlite3.Connection, cursor: sqlite3.Cursor
+) -> Iterator[tuple[Any, ...]]:
+    try:
+        while True:
+            try:
+                batch = cursor.fetchmany(10_000)
+            except sqlite3.DatabaseError as error:
+                raise SourceError(f"{path}: cannot read it as a ledger ({error})") from None
+            if not batch:
+                return
+            yield from batch
+    finally:
+        connection.close()
 
 
 def read(url_or_path: str, *, since: float | None = None, until: float | None = None) -> list[SpendRecord]:
     """The calls in the ledger started in [since, until), oldest first."""
     path = path_of(url_or_path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such ledger file")
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection = _open(path)
         try:
-            known = connection.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name='tokenbudget_ledger'"
-            ).fetchone()
-            if known is None:
-                raise SourceError(f"{path}: not a tokenbudget ledger (no tokenbudget_ledger table)")
             low = int(since * 1e9) if since is not None else -(2**63)
             high = int(until * 1e9) if until is not None else 2**63 - 1
             rows = connection.execute(
                 # The column names are constants; the bounds are bound as parameters.
-                f"SELECT {', '.join(COLUMNS)} FROM calls"  # noqa: S608
+                f"SELECT {', '.join(_RECORD_COLUMNS)} FROM calls"  # noqa: S608
                 " WHERE start_unix_nano >= ? AND start_unix_nano < ? ORDER BY start_unix_nano",
                 (low, high),
             ).fetchall()

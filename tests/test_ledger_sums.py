@@ -1,0 +1,259 @@
+"""The ledger's sums in SQLite stay exact: costs in whole picodollars summed as integers, the others
+(not a whole number of picodollars) by their text, a group past SQLite's 64-bit SUM summed the second
+way, a ledger file of the first schema version read as it is and migrated by a writer; the per-call
+CSV streamed from SQLite is byte for byte what the records give."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind
+
+from opentelemetry_instrumentation_tokenbudget.cli import export
+from opentelemetry_instrumentation_tokenbudget.cli.main import main
+from opentelemetry_instrumentation_tokenbudget.finops import focus
+from opentelemetry_instrumentation_tokenbudget.finops.sources import ledger as ledger_source
+from opentelemetry_instrumentation_tokenbudget.ledger.record import SCHEMA_VERSION
+from opentelemetry_instrumentation_tokenbudget.ledger.writer import LedgerWriter
+
+DAY = 1_764_547_200  # 2025-12-01T00:00:00Z
+
+# Schema version 1, as the ledger's first release created it (no cost in picodollars).
+V1_SCHEMA = """
+CREATE TABLE calls (
+    start_unix_nano INTEGER NOT NULL, duration_s REAL NOT NULL, provider TEXT NOT NULL,
+    operation TEXT NOT NULL, request_model TEXT NOT NULL, response_model TEXT,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, cost_usd TEXT,
+    cost_parts TEXT NOT NULL, price_source TEXT, price_version TEXT, price_inferred INTEGER NOT NULL,
+    estimated INTEGER NOT NULL, attribution TEXT NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
+    error_type TEXT, refused INTEGER NOT NULL
+);
+CREATE INDEX calls_start ON calls (start_unix_nano);
+CREATE TABLE tokenbudget_ledger (version INTEGER NOT NULL);
+INSERT INTO tokenbudget_ledger (version) VALUES (1);
+"""
+V1_INSERT = "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def span(
+    number: int, model: str, cost: float | None, *, offset: float = 0, **attributes: object
+) -> ReadableSpan:
+    values: dict[str, object] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": 10 + number,
+        "gen_ai.usage.output_tokens": 2,
+        "tokenbudget.price.source": "genai-prices",
+        **attributes,
+    }
+    if cost is not None:
+        values["gen_ai.usage.cost.amount"] = cost
+    nanos = int((DAY + 60 * number + offset) * 1e9)
+    return ReadableSpan(
+        name=f"chat {model}",
+        context=SpanContext(number + 1, number + 1, is_remote=False),
+        kind=SpanKind.CLIENT,
+        attributes=values,  # type: ignore[arg-type]
+        start_time=nanos,
+        end_time=nanos + 250_000_000,
+    )
+
+
+# Whole picodollars, not whole picodollars (0.1 + 0.2 as a double: 17 significant digits), unpriced.
+SPANS = [
+    span(0, "m", 0.0000078, **{"tokenbudget.feature": "a", "user.id": "u-1"}),
+    span(1, "m", 0.0000078, **{"tokenbudget.feature": "a", "user.id": "u-2"}),
+    span(2, "m", 0.1 + 0.2, **{"tokenbudget.feature": "a", "user.id": "u-1"}),
+    span(3, "m", 0.1 + 0.2, **{"tokenbudget.feature": "b", "session.id": "s-9"}),
+    span(4, "m", None, **{"tokenbudget.feature": "b"}),
+    span(5, "n", 1e-05, **{"tokenbudget.feature": "b", "tokenbudget.project": "café"}),
+    span(6, "n", 0.000063, **{"tokenbudget.feature": "a", "error.type": "timeout"}),
+]
+# 2 x 0.0000078 + 2 x 0.30000000000000004 + 0.00001 + 0.000063
+TOTAL = Decimal("0.60008860000000008")
+
+
+def write(path: Path, spans: list[ReadableSpan]) -> None:
+    writer = LedgerWriter(f"sqlite:///{path}")
+    for item in spans:
+        writer.add(item)
+    writer.close()
+
+
+def summed(path: Path, *keys: str, **options: object) -> dict[str, tuple[int, Decimal, int]]:
+    """(calls, cost, unpriced calls) per group, as the report reads them (before JSON's floats)."""
+    groups = ledger_source.summed(str(path), keys, **options)  # type: ignore[arg-type]
+    return {
+        ",".join(key): (group.calls, group.cost_usd, group.unpriced_calls) for key, group in groups.items()
+    }
+
+
+def report_total(capsys: pytest.CaptureFixture[str], path: Path) -> dict[str, object]:
+    assert main(["report", "--ledger", str(path), "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)["total"]  # type: ignore[no-any-return]
+
+
+def test_whole_picodollars_are_kept_as_integers_and_the_others_are_not(tmp_path):
+    path = tmp_path / "spend.db"
+    write(path, SPANS)
+    rows = (
+        sqlite3.connect(path)
+        .execute("SELECT cost_usd, cost_picodollars FROM calls ORDER BY rowid")
+        .fetchall()
+    )
+    assert rows == [
+        ("7.8e-06", 7_800_000),
+        ("7.8e-06", 7_800_000),
+        ("0.30000000000000004", None),
+        ("0.30000000000000004", None),
+        (None, None),
+        ("1e-05", 10_000_000),
+        ("6.3e-05", 63_000_000),
+    ]
+    assert sqlite3.connect(path).execute("SELECT version FROM tokenbudget_ledger").fetchall() == [(2,)]
+
+
+def test_report_sums_both_kinds_exactly(capsys, tmp_path):
+    path = tmp_path / "spend.db"
+    write(path, SPANS)
+    assert summed(path) == {"": (7, TOTAL, 1)}
+    assert summed(path, "feature") == {
+        "a": (4, Decimal("0.30007860000000004"), 0),  # 2 x 0.0000078 + 0.30000000000000004 + 0.000063
+        "b": (3, Decimal("0.30001000000000004"), 1),  # 0.30000000000000004 + 0.00001, one unpriced
+    }
+    assert summed(path, "model", where=[("feature", "a")]) == {
+        "m": (3, Decimal("0.30001560000000004"), 0),
+        "n": (1, Decimal("0.000063"), 0),
+    }
+
+
+def test_a_group_past_sqlites_integer_sum_is_summed_exactly_all_the_same(capsys, tmp_path):
+    """Two calls of 5 million USD: 10**19 picodollars, past 2**63 - 1 (about 9.2 million USD)."""
+    path = tmp_path / "spend.db"
+    write(
+        path, [span(0, "big", 5e6), span(1, "big", 5e6), span(2, "big", 0.0000078), span(3, "m", 0.1 + 0.2)]
+    )
+    with pytest.raises(sqlite3.OperationalError, match="integer overflow"):
+        sqlite3.connect(path).execute("SELECT SUM(cost_picodollars) FROM calls").fetchone()
+    assert summed(path, "model") == {
+        "big": (3, Decimal("10000000.0000078"), 0),
+        "m": (1, Decimal("0.30000000000000004"), 0),
+    }
+    assert summed(path) == {"": (4, Decimal("10000000.30000780000000004"), 0)}
+    assert report_total(capsys, path)["cost_usd"] == 10000000.3000078
+
+
+def _v1_ledger(path: Path) -> None:
+    """A file of schema version 1 holding `SPANS`' rows as version 1 wrote them."""
+    write(path.with_suffix(".v2.db"), SPANS)
+    rows = (
+        sqlite3.connect(path.with_suffix(".v2.db")).execute("SELECT * FROM calls ORDER BY rowid").fetchall()
+    )
+    connection = sqlite3.connect(path)
+    connection.executescript(V1_SCHEMA)
+    with connection:
+        connection.executemany(V1_INSERT, [row[:22] for row in rows])
+    connection.close()
+
+
+def test_a_version_1_file_is_read_as_it_is_read_only(capsys, tmp_path):
+    path = tmp_path / "old.db"
+    _v1_ledger(path)
+    before = path.read_bytes()
+    path.chmod(0o444)
+    tmp_path.chmod(0o555)  # no journal or WAL file may be made beside it either
+    try:
+        assert summed(path, "feature")["a"] == (4, Decimal("0.30007860000000004"), 0)
+        assert report_total(capsys, path)["calls"] == 7
+        assert main(["export", "--ledger", str(path), "--format", "focus"]) == 0
+        rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        assert sum(Decimal(row["BilledCost"]) for row in rows) == TOTAL
+        assert main(["export", "--ledger", str(path), "--format", "csv"]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 8
+    finally:
+        tmp_path.chmod(0o755)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("old.db")) == ["old.db"]
+
+
+def test_a_writer_migrates_a_version_1_file_and_fills_the_column_in(capsys, tmp_path):
+    path = tmp_path / "old.db"
+    _v1_ledger(path)
+    write(path, [span(7, "m", 0.0000078, offset=1)])
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT version FROM tokenbudget_ledger").fetchall() == [(SCHEMA_VERSION,)]
+    assert [row[0] for row in connection.execute("SELECT cost_picodollars FROM calls ORDER BY rowid")] == [
+        7_800_000, 7_800_000, None, None, None, 10_000_000, 63_000_000, 7_800_000,
+    ]  # fmt: skip
+    connection.close()
+    assert summed(path) == {"": (8, Decimal("0.60009640000000008"), 1)}
+    # A second writer finds it migrated and leaves it be.
+    LedgerWriter(f"sqlite:///{path}").close()
+    assert summed(path) == {"": (8, Decimal("0.60009640000000008"), 1)}
+
+
+def _python_focus(path: Path, tag_keys: list[str] | None) -> str:
+    out = io.StringIO()
+    export.write(
+        export.focus_lines(focus.rows(ledger_source.read(str(path)), tag_keys=tag_keys)), output=None, out=out
+    )
+    return out.getvalue()
+
+
+def test_focus_from_sqlite_equals_focus_from_the_records_and_ids_are_tags_only_when_named(capsys, tmp_path):
+    path = tmp_path / "spend.db"
+    write(path, SPANS)
+    assert main(["export", "--ledger", str(path), "--format", "focus"]) == 0
+    default = capsys.readouterr().out
+    assert default == _python_focus(path, None)
+    rows = list(csv.DictReader(io.StringIO(default)))
+    assert [
+        (row["SkuId"], row["Tags"], row["x_Calls"], row["BilledCost"], row["x_UnpricedCalls"]) for row in rows
+    ] == [
+        ("openai/m", '{"tokenbudget.feature":"a"}', "3", "0.30001560000000004", "0"),
+        ("openai/m", '{"tokenbudget.feature":"b"}', "2", "0.30000000000000004", "1"),
+        ("openai/n", '{"tokenbudget.feature":"a"}', "1", "0.000063", "0"),
+        ("openai/n", '{"tokenbudget.feature":"b","tokenbudget.project":"caf\\u00e9"}', "1", "0.00001", "0"),
+    ]  # fmt: skip
+    assert main(["export", "--ledger", str(path), "--tags", "user.id,session.id"]) == 0
+    named = capsys.readouterr().out
+    assert named == _python_focus(path, ["user.id", "session.id"])
+    assert [(row["SkuId"], row["Tags"], row["x_Calls"]) for row in csv.DictReader(io.StringIO(named))] == [
+        ("openai/m", "{}", "1"),
+        ("openai/m", '{"session.id":"s-9"}', "1"),
+        ("openai/m", '{"user.id":"u-1"}', "2"),
+        ("openai/m", '{"user.id":"u-2"}', "1"),
+        ("openai/n", "{}", "2"),
+    ]
+
+
+def test_the_streamed_csv_is_byte_for_byte_the_records_csv(capsys, tmp_path):
+    path = tmp_path / "spend.db"
+    write(path, SPANS)
+    for where in ([], ["--where", "feature=b"], ["--since", "2025-12-01T00:02:00Z"]):
+        assert main(["export", "--ledger", str(path), "--format", "csv", *where]) == 0
+        streamed = capsys.readouterr().out
+        conditions = [tuple(w.split("=", 1)) for w in where[1::2]] if where[:1] == ["--where"] else []
+        since = DAY + 120 if where[:1] == ["--since"] else None
+        records = [
+            r
+            for r in ledger_source.read(str(path), since=since)
+            if all(r.value_of(k) == v for k, v in conditions)
+        ]
+        expected = io.StringIO()
+        export.write(export.call_lines(records), output=None, out=expected)
+        assert streamed == expected.getvalue()
+        assert len(streamed.splitlines()) == 1 + len(records) > 1
+    lines = list(csv.reader(io.StringIO(streamed)))
+    assert lines[1][11] == "0.30000000000000004"
+    assert lines[-1][19] == "timeout"
