@@ -19,6 +19,13 @@ on its thread), each measured the same way; the figures are each one's instructi
 
     python benchmarks/instructions.py --floor [--calls 200] [--json FILE]
 
+Ledger (`--ledger`): the calls of the budgets' measure, without budgets, with `instrument(ledger=...)`
+off and on. With the ledger on, the calls are measured first (what the caller's thread does: a
+span queued), then the writer's flush of those calls' rows (row made from each span, SQLite
+insert), by itself; the writer's own timer is held off meanwhile so that each figure is one thread's.
+
+    python benchmarks/instructions.py --ledger [--calls 200] [--json FILE]
+
 Needs `valgrind` (with `callgrind_control`) on PATH; takes minutes, since every instruction of the
 measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Part of
 `./run bench` (`--only instructions`).
@@ -82,6 +89,63 @@ def child(calls: int) -> None:
         instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
+
+
+LEDGER_DUMPS = ("ledger off", "ledger on: caller", "ledger on: writer")
+
+
+def child_ledger(calls: int) -> None:
+    """Inside callgrind: the calls with the ledger off, then on (the calls, then the writer's flush)."""
+    sys.path.insert(0, str(HERE))
+    from budgets import MESSAGES, _client
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
+    from opentelemetry_instrumentation_tokenbudget.ledger import writer as ledger_writer
+
+    def control(*arguments: str) -> None:
+        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+
+    # The writer thread's timer, held off: its flush is measured apart, called from here.
+    ledger_writer.FLUSH_INTERVAL_S = 3600.0  # type: ignore[misc]
+    client = _client()
+    with tempfile.TemporaryDirectory() as directory:
+        for half in ("off", "on"):
+            tracer_provider = TracerProvider()
+            tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+            meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+            options: dict[str, Any] = {}
+            if half == "on":
+                options["ledger"] = f"sqlite:///{Path(directory) / 'spend.db'}"
+            instrumentor = TokenBudgetInstrumentor()
+            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
+            writer = instrumentor._runtime.ledger
+            with cost_attributes(user="u-42", feature="bench"):
+                for _ in range(30):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+                if writer is not None:
+                    writer.flush()
+                control("--zero")
+                control("--instr=on")
+                for _ in range(calls):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+                control("--instr=off")
+                control(f"--dump=ledger {half}" + (": caller" if writer is not None else ""))
+                if writer is not None:
+                    control("--zero")
+                    control("--instr=on")
+                    writer.flush()
+                    control("--instr=off")
+                    control("--dump=ledger on: writer")
+                    if writer.written != calls + 30:
+                        raise SystemExit(f"ledger: {writer.written} rows written, expected {calls + 30}")
+            instrumentor.uninstrument()
+            tracer_provider.shutdown()
+            meter_provider.shutdown()
 
 
 def child_floor(calls: int) -> None:
@@ -173,6 +237,19 @@ def measure_floor(calls: int) -> dict[str, Any]:
     return result
 
 
+def measure_ledger(calls: int) -> dict[str, Any]:
+    totals = _callgrind(calls, "--child-ledger")
+    if not set(LEDGER_DUMPS) <= set(totals):
+        raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {list(LEDGER_DUMPS)}")
+    per_call = {dump: round(totals[dump] / calls) for dump in LEDGER_DUMPS}
+    return {
+        "calls": calls,
+        "instructions_per_call": per_call,
+        "caller_adds_per_call": per_call["ledger on: caller"] - per_call["ledger off"],
+        "writer_per_call": per_call["ledger on: writer"],
+    }
+
+
 def measure(calls: int) -> dict[str, Any]:
     totals = _callgrind(calls, "--child")
     if not set(HALVES) <= set(totals):
@@ -192,7 +269,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--floor", action="store_true", help="ours and sdk-floor against the bare SDK")
+    parser.add_argument("--ledger", action="store_true", help="the spend ledger off and on")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-ledger", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -201,10 +280,19 @@ def main() -> None:
     if options.child_floor:
         child_floor(options.calls)
         return
+    if options.child_ledger:
+        child_ledger(options.calls)
+        return
     sys.path.insert(0, str(HERE))
     from report import report
 
-    report(measure_floor(options.calls) if options.floor else measure(options.calls), options.json)
+    if options.floor:
+        result = measure_floor(options.calls)
+    elif options.ledger:
+        result = measure_ledger(options.calls)
+    else:
+        result = measure(options.calls)
+    report(result, options.json)
 
 
 if __name__ == "__main__":

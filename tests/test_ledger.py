@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import anthropic
 import httpx2
@@ -17,6 +18,7 @@ import pytest
 from opentelemetry_instrumentation_tokenbudget import ConfigError, cost_attributes
 from opentelemetry_instrumentation_tokenbudget.cli.main import main
 from opentelemetry_instrumentation_tokenbudget.finops.sources import ledger as ledger_source
+from opentelemetry_instrumentation_tokenbudget.ledger.record import COLUMNS, picodollars, row_from_span
 from opentelemetry_instrumentation_tokenbudget.ledger.writer import LedgerWriter
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
 
@@ -251,3 +253,88 @@ def test_the_configuration_files_ledger_key(instrument, tmp_path, monkeypatch):
     openai_client(FakeProvider()).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     instrumentor.uninstrument()
     assert [record.request_model for record in ledger_source.read(str(path))] == ["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize("count", [1, 31, 32, 33, 70])
+def test_a_batch_of_any_size_is_written_whole_and_in_order(telemetry, tmp_path, count):
+    """Rows are inserted several to a statement: every size of batch lands whole, each row in its place."""
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    writer = LedgerWriter(f"sqlite:///{tmp_path / 'b.db'}")
+    writer._stop.set()
+    writer._thread.join()
+    for number in range(count):
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.usage.input_tokens": number,
+            "tokenbudget.cost.input": number / 1e6,
+            "tokenbudget.feature": f"f-{number % 3}",
+            "n": number,
+        }
+        span = tracer.start_span("chat m", attributes=attributes)
+        span.end()
+        writer.add(span)
+    writer.flush()
+    assert writer.written == count
+    writer.close()
+    records = ledger_source.read(str(tmp_path / "b.db"))
+    assert [record.input_tokens for record in records] == list(range(count))
+    assert [record.attributes for record in records] == [
+        {"n": str(n), "tokenbudget.feature": f"f-{n % 3}"} for n in range(count)
+    ]
+    assert [record.cost_parts for record in records] == [{"input": n / 1e6} for n in range(count)]
+
+
+def test_a_span_read_through_its_public_attributes_makes_the_same_row(telemetry):
+    """The SDK span's backing dict is read when it is there; any other span, through `attributes`."""
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    span = tracer.start_span(
+        "chat m",
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.usage.cost.amount": 4.8e-06,
+            "gen_ai.usage.cost.currency": "USD",
+            "gen_ai.usage.cost.source": "local",
+            "tokenbudget.price.source": "genai-prices",
+            "tokenbudget.cost.output": 3e-06,
+            "tokenbudget.cost.estimated": True,
+            "user.id": "ü-1",
+            "tokenbudget.tenant": "acme",
+        },
+    )
+    span.end()
+    other = SimpleNamespace(
+        attributes=dict(span.attributes or {}),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        context=span.context,
+    )
+    row = row_from_span(span)
+    assert row == row_from_span(other)
+    assert row is not None
+    assert row[COLUMNS.index("attribution")] == '{"tokenbudget.tenant": "acme", "user.id": "\\u00fc-1"}'
+    assert row[COLUMNS.index("cost_parts")] == '{"output": 3e-06}'
+    assert row[COLUMNS.index("cost_usd")] == "4.8e-06"
+    assert row[COLUMNS.index("cost_picodollars")] == 4_800_000
+    assert row[COLUMNS.index("estimated")] == 1
+
+
+@pytest.mark.parametrize(
+    ("cost_usd", "expected"),
+    [
+        ("4.8e-06", 4_800_000),
+        ("-4.8e-06", -4_800_000),
+        ("0.0", 0),
+        ("1e-12", 1),
+        ("1e-13", None),
+        ("0.30000000000000004", None),
+        ("9223372.036854775807", 2**63 - 1),
+        ("9223372.036854775808", None),
+        ("NaN", None),
+        ("Infinity", None),
+        ("abc", None),
+        (None, None),
+    ],
+)
+def test_a_cost_is_whole_picodollars_only_when_it_is_exactly(cost_usd, expected):
+    assert picodollars(cost_usd) == expected

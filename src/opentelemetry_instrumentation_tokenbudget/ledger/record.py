@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from ..budgets.store import picodollars_to_usd, usd_to_picodollars
-
 # Attributes that describe the call rather than who it is charged to.
 _NOT_ATTRIBUTION: Final = (
     "gen_ai.",
@@ -21,6 +19,7 @@ _NOT_ATTRIBUTION: Final = (
     "tokenbudget.usage.",
 )
 _COST_PARTS: Final = "tokenbudget.cost."
+_COST_PARTS_LENGTH: Final = len(_COST_PARTS)
 
 COLUMNS: Final = (
     "start_unix_nano",
@@ -80,9 +79,38 @@ SCHEMA_VERSION: Final = 2
 """1: no `cost_picodollars` (a writer of version 2 adds it on open and fills it in)."""
 # SQLite's INTEGER (and its SUM) is signed 64-bit.
 _MAX_INTEGER: Final = 2**63 - 1
+_PICODOLLAR_EXPONENT: Final = 12
+# The C encoder, keys sorted so that equal attribution is equal text (the readers group by it).
+_dumps: Final = json.JSONEncoder(sort_keys=True).encode
 # The column names are the constants above; values are bound as parameters.
 INSERT: Final = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 Row = tuple[Any, ...]
+
+
+# What each attribute name is to the ledger: True for attribution, a part of the cost's name in
+# `cost_parts`, False for the rest; remembered for the names seen (a few dozen in practice, bounded all
+# the same), so that a row costs a dict lookup per attribute rather than prefix tests.
+_KINDS: Final[dict[str, str | bool]] = {}
+_MAX_KINDS: Final = 4096
+
+
+# A call's attribution as the ledger's text, for the attribution sets seen last (most calls repeat one:
+# the same feature, tenant, user); emptied when full, so a stream of distinct ids costs no more memory.
+_ATTRIBUTION_TEXTS: Final[dict[tuple[tuple[str, str], ...], str]] = {}
+_MAX_ATTRIBUTION_TEXTS: Final = 4096
+
+
+def _kind(name: str) -> str | bool:
+    kind: str | bool
+    if not name.startswith(_NOT_ATTRIBUTION):
+        kind = True
+    elif name.startswith(_COST_PARTS):
+        kind = name[_COST_PARTS_LENGTH:]
+    else:
+        kind = False
+    if len(_KINDS) < _MAX_KINDS:
+        _KINDS[name] = kind
+    return kind
 
 
 def _int(value: Any) -> int:
@@ -100,30 +128,64 @@ def picodollars(cost_usd: str | None) -> int | None:
     if cost_usd is None:
         return None
     try:
-        amount = Decimal(cost_usd)
-        whole = usd_to_picodollars(amount)
+        # scaleb moves the exponent: exact, unlike a multiplication rounded to the context's precision.
+        scaled = Decimal(cost_usd).scaleb(_PICODOLLAR_EXPONENT)
+        whole = int(scaled)
     except (InvalidOperation, ValueError, OverflowError):
         return None
-    if abs(whole) > _MAX_INTEGER or picodollars_to_usd(whole) != amount:
+    if whole != scaled or abs(whole) > _MAX_INTEGER:
         return None
     return whole
+
+
+def _plain_attributes(span: Any) -> Mapping[str, Any]:
+    """The span's attributes as a plain dict, read once. The OpenTelemetry SDK hands out a read-only view
+    of its `BoundedAttributes`, a mapping whose every read is a Python-level call (a few microseconds for
+    a call's twenty attributes, on the writer's thread but under the caller's GIL); its backing dict, no
+    longer written once the span has ended, is read directly when it is there."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes:
+        return {}
+    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(backing) is dict and len(backing) == len(attributes):
+        return backing
+    return dict(attributes)
 
 
 def row_from_span(span: Any) -> Row | None:
     """None for a span that is no call of ours (no operation name), or that records nothing (a no-op
     tracer's). Read by duck typing: the OpenTelemetry SDK is the application's choice, not a dependency."""
-    attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
+    attributes = _plain_attributes(span)
     operation = attributes.get("gen_ai.operation.name")
-    if operation is None or getattr(span, "start_time", None) is None:
+    start = getattr(span, "start_time", None)
+    if operation is None or start is None:
         return None
     cost = attributes.get("gen_ai.usage.cost.amount")
     # The span holds a double: its shortest repr is the decimal the instrumentation meant.
     cost_usd = repr(float(cost)) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-    end = span.end_time or span.start_time
+    cost_parts: dict[str, float] = {}
+    attribution: list[tuple[str, str]] = []
+    for name, value in attributes.items():
+        kind = _KINDS.get(name)
+        if kind is None:
+            kind = _kind(name)
+        if kind is True:
+            if value is not None:
+                attribution.append((name, str(value)))
+        elif kind is not False and type(value) is float:
+            cost_parts[kind] = value
+    attribution_key = tuple(attribution)
+    attribution_text = _ATTRIBUTION_TEXTS.get(attribution_key)
+    if attribution_text is None:
+        attribution_text = _dumps(dict(attribution))
+        if len(_ATTRIBUTION_TEXTS) >= _MAX_ATTRIBUTION_TEXTS:
+            _ATTRIBUTION_TEXTS.clear()
+        _ATTRIBUTION_TEXTS[attribution_key] = attribution_text
+    end = span.end_time or start
     context = span.context
     return (
-        span.start_time,
-        (end - span.start_time) / 1e9,
+        start,
+        (end - start) / 1e9,
         str(attributes.get("gen_ai.provider.name", "")),
         str(operation),
         str(attributes.get("gen_ai.request.model", "")),
@@ -134,26 +196,12 @@ def row_from_span(span: Any) -> Row | None:
         _int(attributes.get("gen_ai.usage.cache_creation.input_tokens")),
         _int(attributes.get("gen_ai.usage.reasoning.output_tokens")),
         cost_usd,
-        json.dumps(
-            {
-                name[len(_COST_PARTS) :]: value
-                for name, value in attributes.items()
-                if name.startswith(_COST_PARTS) and isinstance(value, float)
-            },
-            sort_keys=True,
-        ),
+        _dumps(cost_parts),
         _text(attributes.get("tokenbudget.price.source")),
         _text(attributes.get("tokenbudget.price.version")),
         int(bool(attributes.get("tokenbudget.price.inferred", False))),
         int(bool(attributes.get("tokenbudget.cost.estimated", False))),
-        json.dumps(
-            {
-                name: str(value)
-                for name, value in attributes.items()
-                if not name.startswith(_NOT_ATTRIBUTION) and value is not None
-            },
-            sort_keys=True,
-        ),
+        attribution_text,
         f"{context.trace_id:032x}" if context is not None else "",
         f"{context.span_id:016x}" if context is not None else "",
         _text(attributes.get("error.type")),
