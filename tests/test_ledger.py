@@ -15,7 +15,12 @@ import httpx2
 import openai
 import pytest
 
-from opentelemetry_instrumentation_tokenbudget import ConfigError, cost_attributes
+from opentelemetry_instrumentation_tokenbudget import (
+    Budget,
+    BudgetExceededError,
+    ConfigError,
+    cost_attributes,
+)
 from opentelemetry_instrumentation_tokenbudget.cli.main import main
 from opentelemetry_instrumentation_tokenbudget.finops.sources import ledger as ledger_source
 from opentelemetry_instrumentation_tokenbudget.ledger.record import COLUMNS, picodollars, row_from_span
@@ -338,3 +343,55 @@ def test_a_span_read_through_its_public_attributes_makes_the_same_row(telemetry)
 )
 def test_a_cost_is_whole_picodollars_only_when_it_is_exactly(cost_usd, expected):
     assert picodollars(cost_usd) == expected
+
+
+def test_a_refused_call_is_a_row_that_no_spend_report_counts(capsys, instrument, telemetry, tmp_path):
+    """A refused call sends nothing and makes no span; the ledger keeps it (exactly $0, no tokens), the
+    per-call export lists it, and the reports of spend leave it out."""
+    path = tmp_path / "spend.db"
+    instrumentor = instrument(ledger=f"sqlite:///{path}", budgets=[Budget("hard", "0.00001")])
+    provider = FakeProvider()
+    client = openai_client(provider)
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with cost_attributes(feature="search", user="u-1"), tracer.start_as_current_span("request") as parent:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=11)
+        with pytest.raises(BudgetExceededError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=11)
+    instrumentor.uninstrument()
+    assert len(provider.requests) == 1
+    rows = (
+        sqlite3.connect(path)
+        .execute(
+            "SELECT provider, operation, request_model, input_tokens, output_tokens, cost_usd,"
+            " cost_picodollars, price_source, attribution, trace_id, span_id, error_type, refused"
+            " FROM calls ORDER BY rowid"
+        )
+        .fetchall()
+    )
+    assert len(rows) == 2
+    assert rows[0][-1] == 0
+    assert rows[1] == (
+        "openai",
+        "chat",
+        "gpt-4o-mini",
+        0,
+        0,
+        "0",
+        0,
+        None,
+        '{"tokenbudget.feature": "search", "user.id": "u-1"}',
+        f"{parent.get_span_context().trace_id:032x}",
+        "",
+        "BudgetExceededError",
+        1,
+    )
+    code, out, _ = run(capsys, "report", "--ledger", str(path), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["total"]["calls"] == 1
+    assert json.loads(out)["total"]["cost_usd"] == 0.0000078
+    assert len(ledger_source.read(str(path))) == 1
+    code, out, _ = run(capsys, "export", "--ledger", str(path), "--format", "csv")
+    lines = out.splitlines()
+    assert code == 0
+    assert len(lines) == 3
+    assert lines[2].endswith(",BudgetExceededError,true")

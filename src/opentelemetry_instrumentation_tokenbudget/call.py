@@ -124,6 +124,9 @@ class LedgerSink(Protocol):
     def add(self, span: Span) -> None:
         """Takes the ended span of a call; never raises, never writes on the caller's thread."""
 
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """Takes a row made already (`ledger.record.refused_row`)."""
+
     def close(self) -> None:
         """Writes what is left."""
 
@@ -298,7 +301,15 @@ class LLMCall:
         """What a gateway's response header said the call cost (`providers.gateway_cost`)."""
         # Budgets first: a refused call must not send a request, nor leave a span behind.
         guard = runtime.guard
-        self._admission = guard.admit(request, self._attribution) if guard is not None else None
+        if guard is None:
+            self._admission = None
+        else:
+            try:
+                self._admission = guard.admit(request, self._attribution)
+            except BudgetExceededError as refusal:
+                if runtime.ledger is not None:
+                    safely(_ledger_refusal, runtime.ledger, request, self._attribution, refusal, context)
+                raise
         self.span = runtime.tracer.start_span(
             f"{request.operation} {request.model}",
             context,
@@ -572,6 +583,29 @@ def new_call(
     except Exception:
         _logger.debug("tokenbudget: could not start recording a call", exc_info=True)
         return None
+
+
+def _ledger_refusal(
+    ledger: LedgerSink,
+    request: RequestInfo,
+    attribution: Mapping[str, AttributeValue],
+    refusal: BudgetExceededError,
+    context: otel_context.Context,
+) -> None:
+    # Imported here: the ledger's module is loaded only when a ledger is on.
+    from .ledger.record import refused_row
+
+    ledger.add_row(
+        refused_row(
+            provider=request.provider,
+            operation=request.operation,
+            model=request.model,
+            attribution=attribution,
+            error_type=type(refusal).__qualname__,
+            trace_id=trace.get_current_span(context).get_span_context().trace_id,
+            at_unix_nano=time.time_ns(),
+        )
+    )
 
 
 def safely(action: Callable[..., Any], *args: Any) -> None:

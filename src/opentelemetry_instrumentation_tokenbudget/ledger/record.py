@@ -100,6 +100,21 @@ _ATTRIBUTION_TEXTS: Final[dict[tuple[tuple[str, str], ...], str]] = {}
 _MAX_ATTRIBUTION_TEXTS: Final = 4096
 
 
+def _attribution_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    text = _ATTRIBUTION_TEXTS.get(pairs)
+    if text is None:
+        text = _dumps(dict(pairs))
+        if len(_ATTRIBUTION_TEXTS) >= _MAX_ATTRIBUTION_TEXTS:
+            _ATTRIBUTION_TEXTS.clear()
+        _ATTRIBUTION_TEXTS[pairs] = text
+    return text
+
+
+def _kind_of(name: str) -> str | bool:
+    kind = _KINDS.get(name)
+    return _kind(name) if kind is None else kind
+
+
 def _kind(name: str) -> str | bool:
     kind: str | bool
     if not name.startswith(_NOT_ATTRIBUTION):
@@ -174,13 +189,7 @@ def row_from_span(span: Any) -> Row | None:
                 attribution.append((name, str(value)))
         elif kind is not False and type(value) is float:
             cost_parts[kind] = value
-    attribution_key = tuple(attribution)
-    attribution_text = _ATTRIBUTION_TEXTS.get(attribution_key)
-    if attribution_text is None:
-        attribution_text = _dumps(dict(attribution))
-        if len(_ATTRIBUTION_TEXTS) >= _MAX_ATTRIBUTION_TEXTS:
-            _ATTRIBUTION_TEXTS.clear()
-        _ATTRIBUTION_TEXTS[attribution_key] = attribution_text
+    attribution_text = _attribution_text(tuple(attribution))
     end = span.end_time or start
     context = span.context
     return (
@@ -207,4 +216,48 @@ def row_from_span(span: Any) -> Row | None:
         _text(attributes.get("error.type")),
         0,
         picodollars(cost_usd),
+    )
+
+
+def refused_row(
+    *,
+    provider: str,
+    operation: str,
+    model: str,
+    attribution: Mapping[str, Any],
+    error_type: str,
+    trace_id: int,
+    at_unix_nano: int,
+) -> Row:
+    """The row of a call that a budget refused before sending it: no span was made and nothing was
+    spent (a cost of exactly 0, no tokens); `trace_id` is the caller's trace (0 for none)."""
+    pairs = tuple(
+        (name, str(value))
+        for name, value in attribution.items()
+        if value is not None and _kind_of(name) is True
+    )
+    return (
+        at_unix_nano,
+        0.0,
+        provider,
+        operation,
+        model,
+        None,
+        0,
+        0,
+        0,
+        0,
+        0,
+        "0",
+        "{}",
+        None,
+        None,
+        0,
+        0,
+        _attribution_text(pairs),
+        f"{trace_id:032x}" if trace_id else "",
+        "",
+        error_type,
+        1,
+        0,
     )

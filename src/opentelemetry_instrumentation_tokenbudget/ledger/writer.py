@@ -136,6 +136,10 @@ class LedgerWriter:
             self.dropped += 1
         queue.append(span)
 
+    def add_row(self, row: Row) -> None:
+        """A row made already (a refused call's, which has no span), queued with the spans."""
+        self.add(row)
+
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
             self.flush()
@@ -153,7 +157,7 @@ class LedgerWriter:
                 except IndexError:
                     break
                 try:
-                    row = row_from_span(span)
+                    row = span if type(span) is tuple else row_from_span(span)
                 except Exception:  # one odd span must not lose the others
                     _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
                     continue

@@ -99,9 +99,17 @@ def _picodollars_sql(connection: sqlite3.Connection) -> str:
 
 
 def _filter(
-    where: Sequence[tuple[str, str]], since: float | None, until: float | None
+    where: Sequence[tuple[str, str]],
+    since: float | None,
+    until: float | None,
+    *,
+    refused: bool = False,
 ) -> tuple[str, list[object]]:
+    """The WHERE clause and its parameters. The rows of refused calls (nothing sent, nothing spent) are
+    left out of what sums spend, and kept (`refused=True`) where each row is listed."""
     conditions = ["start_unix_nano >= ?", "start_unix_nano < ?"]
+    if not refused:
+        conditions.append("refused = 0")
     parameters: list[object] = [
         int(since * 1e9) if since is not None else -(2**63),
         int(until * 1e9) if until is not None else 2**63 - 1,
@@ -248,7 +256,7 @@ def calls(
     oldest first, streamed from SQLite. The file is opened and the query started before this returns,
     so that a bad file is reported before anything is written."""
     path = path_of(url_or_path)
-    conditions, parameters = _filter(where, since, until)
+    conditions, parameters = _filter(where, since, until, refused=True)
     try:
         connection = _open(path)
         try:
@@ -283,7 +291,7 @@ def _streamed(
 
 
 def read(url_or_path: str, *, since: float | None = None, until: float | None = None) -> list[SpendRecord]:
-    """The calls in the ledger started in [since, until), oldest first."""
+    """The calls in the ledger started in [since, until), oldest first (refused calls left out)."""
     path = path_of(url_or_path)
     try:
         connection = _open(path)
@@ -293,7 +301,8 @@ def read(url_or_path: str, *, since: float | None = None, until: float | None = 
             rows = connection.execute(
                 # The column names are constants; the bounds are bound as parameters.
                 f"SELECT {', '.join(_RECORD_COLUMNS)} FROM calls"  # noqa: S608
-                " WHERE start_unix_nano >= ? AND start_unix_nano < ? ORDER BY start_unix_nano",
+                " WHERE start_unix_nano >= ? AND start_unix_nano < ? AND refused = 0"
+                " ORDER BY start_unix_nano",
                 (low, high),
             ).fetchall()
         finally:
