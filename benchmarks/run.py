@@ -4,11 +4,12 @@
    when its requirements change), with the provider SDKs and OpenTelemetry pinned to the versions of
    the environment running this script, so that every ratio has the same denominator.
 2. Runs the overhead harness for ours and for each peer, each with its environment's Python.
-3. Runs the budget, processor, startup and memory benchmarks with this Python.
+3. Runs the budget, instruction-count, processor, startup, memory and ledger benchmarks with this
+   Python.
 4. Prints one table, with each target next to its measured figure, and writes every part as JSON
    to `benchmarks/results/` (`summary.json` holds the table).
 
-    ./run bench [--quick] [--only overhead,budgets,processor,startup,memory] [--no-peers]
+    ./run bench [--quick] [--only overhead,budgets,instructions,processor,startup,memory,ledger] [--no-peers]
 
 `--quick` is for checking that everything runs (fewer rounds, 100,000 calls for memory); its figures
 are not the ones to quote.
@@ -56,7 +57,7 @@ PEER_IMPORTS: dict[str, list[str]] = {
     "openai-v2": ["opentelemetry.instrumentation.openai_v2"],
     "openllmetry": ["opentelemetry.instrumentation.openai", "opentelemetry.instrumentation.anthropic"],
 }
-PARTS = ("overhead", "budgets", "instructions", "processor", "startup", "memory")
+PARTS = ("overhead", "budgets", "instructions", "processor", "startup", "memory", "ledger")
 
 TARGETS = {
     "non-streaming ratio": 1.05,
@@ -76,6 +77,11 @@ TARGETS = {
     # What redis budgets add per call beyond their round trips' own time (PINGs on the same loopback).
     "redis us per call over round trips": 20.0,
     "import ms on top of the OTel API": 50.0,
+    # The spend ledger on minus off, on the caller's thread (its CPU time: the writer's batches run on
+    # their own thread), and the commands over a ledger of 1,000,000 calls (ledger.py).
+    "ledger: caller's thread us per call": 5.0,
+    "ledger: report of 1M calls, s": 2.0,
+    "ledger: export focus of 1M calls, s": 10.0,
 }
 
 
@@ -197,15 +203,47 @@ def run(parts: set[str], quick: bool, peers: bool) -> None:
     if "memory" in parts:
         calls = "100000" if quick else "1000000"
         _run(sys.executable, "memory.py", "--calls", calls, "--json", str(RESULTS / "memory.json"))
+    if "ledger" in parts:
+        calls, rows, spans = ("1000", "100000", "100000") if quick else ("3000", "1000000", "300000")
+        _run(
+            sys.executable,
+            "ledger.py",
+            "--calls",
+            calls,
+            "--rows",
+            rows,
+            "--burst",
+            spans,
+            "--json",
+            str(RESULTS / "ledger.json"),
+        )
+        _run(
+            sys.executable,
+            "instructions.py",
+            "--ledger",
+            "--calls",
+            "20" if quick else "100",
+            "--json",
+            str(RESULTS / "instructions-ledger.json"),
+        )
 
 
 def summary() -> dict[str, Any]:
     overhead = {
         name: _load(f"overhead-{name}.json") for name in ("ours", "ours-api-only", "sdk-floor", *PEERS)
     }
-    budgets, processor, startup, memory, instructions, instructions_floor = (
+    budgets, processor, startup, memory, instructions, instructions_floor, ledger, instructions_ledger = (
         _load(f"{part}.json")
-        for part in ("budgets", "processor", "startup", "memory", "instructions", "instructions-floor")
+        for part in (
+            "budgets",
+            "processor",
+            "startup",
+            "memory",
+            "instructions",
+            "instructions-floor",
+            "ledger",
+            "instructions-ledger",
+        )
     )
     rows = []
     for name, document in overhead.items():
@@ -247,6 +285,11 @@ def summary() -> dict[str, Any]:
         measured["import ms on top of the OTel API"] = startup["import"]["on_top_of_otel_api_ms"]
         # What every instrumentation imports first (BaseInstrumentor), whatever its own modules.
         floor["import ms on top of the OTel API"] = startup["import"].get("instrumentation_base_ms")
+    if ledger:
+        measured["ledger: caller's thread us per call"] = ledger["caller"]["caller_cpu_added_us_per_call"]
+        reports = [value for name, value in ledger["commands"].items() if name.startswith("report_")]
+        measured["ledger: report of 1M calls, s"] = max(reports)
+        measured["ledger: export focus of 1M calls, s"] = ledger["commands"]["export_focus_s"]
     imports = {"ours": startup["import"] if startup else None}
     imports.update({name: _load(f"import-{name}.json") for name in PEER_IMPORTS})
     return {
@@ -267,6 +310,8 @@ def summary() -> dict[str, Any]:
         "startup": startup,
         "imports": {name: document for name, document in imports.items() if document},
         "memory": memory,
+        "ledger": ledger,
+        "instructions_ledger": instructions_ledger,
         "versions": {name: document["packages"] for name, document in overhead.items() if document},
     }
 
@@ -337,7 +382,7 @@ def print_summary(document: dict[str, Any]) -> None:
         per_call = budgets["per_call_us"]
         print()
         print("budgets, us per call: " + ", ".join(f"{name} {value}" for name, value in per_call.items()))
-    for line in _instruction_lines(document):
+    for line in _instruction_lines(document) + _ledger_lines(document):
         print(line)
     processor = document["processor"]
     if processor:
@@ -371,6 +416,36 @@ def print_summary(document: dict[str, Any]) -> None:
             f" allocated blocks {memory['allocated_blocks_growth']:+,},"
             f" GC objects {memory['gc_objects_growth']:+,}"
         )
+
+
+def _ledger_lines(document: dict[str, Any]) -> list[str]:
+    lines = []
+    ledger = document.get("ledger")
+    if ledger:
+        caller, commands, burst = ledger["caller"], ledger["commands"], ledger["burst"]
+        lines.append(
+            f"ledger on minus off, us per call: caller's thread {caller['caller_cpu_added_us_per_call']},"
+            f" process CPU {caller['process_cpu_added_us_per_call']}, wall {caller['wall_added_us_per_call']}"
+            f" (of {caller['wall_us_per_call_off']})"
+        )
+        lines.append(
+            f"ledger of {commands['rows']:,} calls, s: report by model {commands['report_by_model_s']},"
+            f" by feature {commands['report_by_feature_s']},"
+            f" by day,model {commands['report_by_day_model_s']};"
+            f" export focus {commands['export_focus_s']}, csv {commands['export_csv_s']}"
+        )
+        lines.append(
+            f"ledger burst of {burst['spans_added']:,} spans: peak queued {burst['peak_queued']:,} (bound"
+            f" {burst['max_queued']:,}), written {burst['written']:,}, dropped {burst['dropped']:,},"
+            f" peak traced {burst['peak_traced_mib']} MiB"
+        )
+    counted = document.get("instructions_ledger")
+    if counted:
+        lines.append(
+            f"ledger, instructions per call: caller's thread {counted['caller_adds_per_call']:+,},"
+            f" writer {counted['writer_per_call']:,}"
+        )
+    return lines
 
 
 def _instruction_lines(document: dict[str, Any]) -> list[str]:

@@ -257,3 +257,30 @@ def test_the_streamed_csv_is_byte_for_byte_the_records_csv(capsys, tmp_path):
     lines = list(csv.reader(io.StringIO(streamed)))
     assert lines[1][11] == "0.30000000000000004"
     assert lines[-1][19] == "timeout"
+
+
+def focus_figures(path: Path) -> dict[object, dict[str, object]]:
+    groups = ledger_source.focus_groups(str(path), tag_keys=None)
+    return {key: {name: getattr(group, name) for name in group.__slots__} for key, group in groups.items()}
+
+
+@pytest.mark.parametrize("readers", [2, 3, 4])
+def test_several_readers_sum_exactly_what_one_reads(monkeypatch, tmp_path, readers):
+    """A large ledger is summed by several connections, each over its own range of rows; the groups
+    they share (a range past SQLite's 64-bit SUM among them) add up to what one reader finds."""
+    path = tmp_path / "spend.db"
+    big = [span(7 + number, "big", 5e6, **{"tokenbudget.feature": "a"}) for number in range(3)]
+    write(path, SPANS + big)
+    monkeypatch.setattr(ledger_source, "_ROWS_PER_READER", 1)
+    monkeypatch.setattr(ledger_source, "_MAX_READERS", 1)
+    keys = [(), ("model",), ("feature", "user"), ("day", "model"), ("hour",)]
+    alone = [summed(path, *key) for key in keys]
+    alone_focus = focus_figures(path)
+    monkeypatch.setattr(ledger_source, "_MAX_READERS", readers)
+    monkeypatch.setattr(ledger_source.os, "cpu_count", lambda: readers)
+    assert ledger_source._readers(10) == readers
+    assert [summed(path, *key) for key in keys] == alone
+    assert focus_figures(path) == alone_focus
+    assert alone[0] == {"": (10, TOTAL + Decimal(15_000_000), 1)}
+    assert alone[3]["2025-12-01,big"] == (3, Decimal(15_000_000), 0)
+    assert set(alone[4]) == {"2025-12-01T00:00Z"}

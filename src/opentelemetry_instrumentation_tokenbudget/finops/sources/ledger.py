@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +48,9 @@ CALL_COLUMNS: Final = (
 )
 # A record's columns: the first schema version's (the cost in picodollars repeats `cost_usd`).
 _RECORD_COLUMNS: Final = COLUMNS[: COLUMNS.index("cost_picodollars")]
+_PERIOD_NANOSECONDS: Final = {"day": 86_400 * 10**9, "hour": 3_600 * 10**9}
+_ROWS_PER_READER: Final = 250_000
+_MAX_READERS: Final = 4
 _COLUMN_OF: Final = {
     "gen_ai.request.model": "request_model",
     "gen_ai.provider.name": "provider",
@@ -106,18 +113,68 @@ def _filter(
     refused: bool = False,
 ) -> tuple[str, list[object]]:
     """The WHERE clause and its parameters. The rows of refused calls (nothing sent, nothing spent) are
-    left out of what sums spend, and kept (`refused=True`) where each row is listed."""
-    conditions = ["start_unix_nano >= ?", "start_unix_nano < ?"]
+    left out of what sums spend, and kept (`refused=True`) where each row is listed. No bound on the
+    start time unless one is asked for: SQLite would then read the rows through the time index, one
+    lookup each, rather than in one pass over the table."""
+    conditions: list[str] = []
+    parameters: list[object] = []
+    if since is not None:
+        conditions.append("start_unix_nano >= ?")
+        parameters.append(int(since * 1e9))
+    if until is not None:
+        conditions.append("start_unix_nano < ?")
+        parameters.append(int(until * 1e9))
     if not refused:
         conditions.append("refused = 0")
-    parameters: list[object] = [
-        int(since * 1e9) if since is not None else -(2**63),
-        int(until * 1e9) if until is not None else 2**63 - 1,
-    ]
     for name, value in where:
         conditions.append(f"{_key_sql(name)} = ?")
         parameters.append(value)
-    return " AND ".join(conditions), parameters
+    return " AND ".join(conditions) if conditions else "1", parameters
+
+
+def _readers(rows: int) -> int:
+    """How many connections sum a ledger at once, each over its own range of rows: SQLite runs a
+    query on one core, and Python's sqlite3 lets other threads run meanwhile."""
+    return max(1, min(_MAX_READERS, os.cpu_count() or 1, rows // _ROWS_PER_READER))
+
+
+@dataclass(frozen=True)
+class _GroupedSum:
+    """The grouped sum of `_summed_rows`, as run over one range of rows."""
+
+    path: Path
+    picodollars: str
+    keys: Sequence[str]
+    conditions: str
+    parameters: Sequence[object]
+
+    def over(self, rowids: tuple[int, int]) -> list[tuple[Any, ...]]:
+        return _summed_range(self, rowids)
+
+
+def _summed_range(grouped: _GroupedSum, rowids: tuple[int, int]) -> list[tuple[Any, ...]]:
+    keys, conditions = grouped.keys, grouped.conditions
+    with_keys = ", ".join(keys)
+    connection = _open(grouped.path)
+    try:
+        for whole in (grouped.picodollars, "NULL"):
+            inexact = f"CASE WHEN {whole} IS NULL THEN cost_usd END"
+            query = (
+                # Every expression is built from constants and quoted names; values are bound.
+                f"SELECT {with_keys}{', ' if keys else ''}{inexact}, COUNT(*), SUM(input_tokens),"  # noqa: S608
+                " SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(estimated),"
+                f" SUM(cost_usd IS NULL), SUM({whole}) FROM calls"
+                f" WHERE rowid BETWEEN ? AND ? AND {conditions}"
+                f" GROUP BY {with_keys}{', ' if keys else ''}{inexact}"
+            )
+            try:
+                return connection.execute(query, [*rowids, *grouped.parameters]).fetchall()
+            except sqlite3.OperationalError as error:
+                if str(error) != "integer overflow" or whole == "NULL":
+                    raise
+        raise AssertionError("unreachable: the text sums cannot overflow")
+    finally:
+        connection.close()
 
 
 def _summed_rows(
@@ -129,39 +186,49 @@ def _summed_rows(
     SQLite sums the cost as integer picodollars where a row has them; the rows whose cost is not a
     whole number of picodollars (or a file without the column) are grouped by their text cost as
     well, and multiplied out exactly here. SQLite's SUM of integers raises on passing 2**63 - 1
-    picodollars (about 9.2 million USD in one group): then every group is summed the second way."""
-    with_keys = ", ".join(keys)
+    picodollars (about 9.2 million USD in one group): then every group of that range of rows is
+    summed the second way. A large ledger is summed in ranges of rows by several connections at once,
+    and the ranges' groups added up here (each range is read at the moment its reader starts)."""
     try:
         connection = _open(path)
         try:
-            for picodollars in (_picodollars_sql(connection), "NULL"):
-                inexact = f"CASE WHEN {picodollars} IS NULL THEN cost_usd END"
-                query = (
-                    # Every expression is built from constants and quoted names; values are bound.
-                    f"SELECT {with_keys}{', ' if keys else ''}{inexact}, COUNT(*), SUM(input_tokens),"  # noqa: S608
-                    " SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(estimated),"
-                    f" SUM(cost_usd IS NULL), SUM({picodollars}) FROM calls WHERE {conditions}"
-                    f" GROUP BY {with_keys}{', ' if keys else ''}{inexact}"
-                )
-                try:
-                    rows = connection.execute(query, parameters).fetchall()
-                except sqlite3.OperationalError as error:
-                    if str(error) == "integer overflow" and picodollars != "NULL":
-                        continue
-                    raise
-                break
+            picodollars = _picodollars_sql(connection)
+            low, high = connection.execute("SELECT MIN(rowid), MAX(rowid) FROM calls").fetchone()
         finally:
             connection.close()
+        if low is None:
+            return []
+        readers = _readers(high - low + 1)
+        step = (high - low) // readers + 1
+        ranges = [(low + index * step, min(high, low + (index + 1) * step - 1)) for index in range(readers)]
+        grouped = _GroupedSum(path, picodollars, keys, conditions, parameters)
+        if readers == 1:
+            parts = [grouped.over(ranges[0])]
+        else:
+            with ThreadPoolExecutor(readers, thread_name_prefix="tokenbudget-report") as pool:
+                parts = list(pool.map(grouped.over, ranges))
     except sqlite3.DatabaseError as error:
         raise SourceError(f"{path}: cannot read it as a ledger ({error})") from None
     width = len(keys)
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for part in parts:
+        for row in part:
+            group = row[: width + 1]
+            sums = merged.get(group)
+            if sums is None:
+                merged[group] = list(row[width + 1 :])
+                continue
+            for index, value in enumerate(row[width + 1 : width + 8]):
+                sums[index] += value
+            if row[width + 8] is not None:
+                sums[7] = row[width + 8] if sums[7] is None else sums[7] + row[width + 8]
     summed = []
-    for row in rows:
-        inexact_cost, calls, unpriced, whole = row[width], row[width + 1], row[width + 7], row[width + 8]
+    for group, (calls, *counts, unpriced, whole) in merged.items():
+        inexact_cost = group[width]
         cost = Decimal(0) if whole is None else picodollars_to_usd(whole)
         if inexact_cost is not None:
             cost += Decimal(inexact_cost) * (calls - unpriced)
-        summed.append((*row[:width], *row[width + 1 : width + 8], cost))
+        summed.append((*group[:width], calls, *counts, unpriced, cost))
     return summed
 
 
@@ -179,8 +246,8 @@ def summed(
     conditions, parameters = _filter(where, since, until)
     width = len(keys)
     groups: dict[tuple[str, ...], Aggregate] = {}
-    for row in _summed_rows(path, [_key_sql(key) for key in keys], conditions, parameters):
-        key = tuple(str(value) for value in row[:width])
+    for row in _summed_rows(path, [_group_sql(key) for key in keys], conditions, parameters):
+        key = tuple(_group_label(name, value) for name, value in zip(keys, row[:width], strict=True))
         calls, inputs, outputs, cache_read, cache_write, estimated, unpriced, cost = row[width:]
         group = groups.get(key)
         if group is None:
@@ -194,6 +261,20 @@ def summed(
         group.unpriced_calls += unpriced
         group.cost_usd += cost
     return groups
+
+
+def _group_sql(key: str) -> str:
+    """A report key as a group's SQL: the time keys as whole periods since the epoch (an integer
+    division per row, where formatting a date per row would cost more than the rest of the sum)."""
+    nanoseconds = _PERIOD_NANOSECONDS.get(key)
+    return f"start_unix_nano / {nanoseconds}" if nanoseconds is not None else _key_sql(key)
+
+
+def _group_label(key: str, value: Any) -> str:
+    nanoseconds = _PERIOD_NANOSECONDS.get(key)
+    if nanoseconds is None:
+        return str(value)
+    return datetime.fromtimestamp(value * nanoseconds // 10**9, timezone.utc).strftime(TIME_KEYS[key])
 
 
 def _tags_sql(tag_keys: Sequence[str] | None) -> str:
