@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import sqlite3
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -284,3 +286,15 @@ def test_several_readers_sum_exactly_what_one_reads(monkeypatch, tmp_path, reade
     assert alone[0] == {"": (10, TOTAL + Decimal(15_000_000), 1)}
     assert alone[3]["2025-12-01,big"] == (3, Decimal(15_000_000), 0)
     assert set(alone[4]) == {"2025-12-01T00:00Z"}
+
+
+def test_the_streamed_timestamp_is_datetimes_to_the_microsecond():
+    """The per-call CSV formats start times itself (each day's date once); it must write what
+    datetime writes of the same float seconds, rounding half to even included."""
+    starts = [0, 1, 999, 1_000, 1_500, 2_500, 999_999_999, DAY * 10**9 - 1, DAY * 10**9]
+    starts += [DAY * 10**9 + offset for offset in (499, 500, 501, 999_999_500, 86_399_999_999_500)]
+    starts += [random.Random(seed).randrange(10**18, 2 * 10**18) for seed in range(20_000)]
+    dates: dict[int, str] = {}
+    for start in starts:
+        expected = datetime.fromtimestamp(start / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert export._timestamp(start, dates) == expected, start

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..finops.spend_record import SpendRecord
 
 FORMATS: Final = ("focus", "csv")
 _MAX_CACHED: Final = 100_000
+_MICROSECONDS: Final = 1_000_000
 CALL_COLUMNS: Final = (
     "start",
     "duration_s",
@@ -71,14 +73,18 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
 
 
+def _decimal_text(value: Decimal) -> str:
+    # No trailing zeros (the same sum reads the same however it was added up), and a decimal point
+    # even on whole numbers: FOCUS's decimal columns are read as such.
+    text = format(value.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        # No trailing zeros (the same sum reads the same however it was added up), and a decimal
-        # point even on whole numbers: FOCUS's decimal columns are read as such.
-        text = format(value.normalize(), "f")
-        return text if "." in text else f"{text}.0"
+        return _decimal_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -122,11 +128,13 @@ def call_lines(records: Iterable[SpendRecord]) -> Iterator[list[str]]:
         ]
 
 
-def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
+def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[Any]]:
     """`call_lines` of the ledger's rows as they come from SQLite (`ledger.CALL_COLUMNS`): the same
     text, without a record per call."""
     yield list(CALL_COLUMNS)
     compact: dict[str, str] = {}
+    dates: dict[int, str] = {}
+    # The csv writer writes None as "" and numbers as str() does: values go to it as SQLite gives them.
     for row in rows:
         (
             start, duration, provider, operation, request_model, response_model, input_tokens,
@@ -142,31 +150,51 @@ def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
                 json.loads(attribution), sort_keys=True, separators=(",", ":")
             )
         yield [
-            datetime.fromtimestamp(int(start) / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            str(float(duration)),
-            str(provider),
-            str(operation),
-            str(request_model),
-            _text(response_model),
-            str(input_tokens),
-            str(output_tokens),
-            str(cache_read),
-            str(cache_write),
-            str(reasoning),
-            "" if cost is None else _text(Decimal(str(cost))),
-            _text(bool(estimated)),
-            _text(price_source),
-            _text(price_version),
-            _text(bool(inferred)),
+            _timestamp(start, dates),
+            float(duration),
+            provider,
+            operation,
+            request_model,
+            response_model,
+            input_tokens,
+            output_tokens,
+            cache_read,
+            cache_write,
+            reasoning,
+            None if cost is None else _decimal_text(Decimal(cost)),
+            "true" if estimated else "false",
+            price_source,
+            price_version,
+            "true" if inferred else "false",
             attributes,
-            str(trace_id),
-            str(span_id),
-            _text(error_type),
-            _text(bool(refused)),
+            trace_id,
+            span_id,
+            error_type,
+            "true" if refused else "false",
         ]
 
 
-def write(lines: Iterable[list[str]], *, output: Path | None, out: TextIO) -> int:
+def _timestamp(start_unix_nano: int, dates: dict[int, str]) -> str:
+    """`datetime.fromtimestamp(start_unix_nano / 1e9, timezone.utc)` as `call_lines` writes it (the
+    same float seconds, rounded to microseconds half to even as datetime does), with each day's date
+    formatted once."""
+    moment = start_unix_nano / 1e9
+    seconds = math.trunc(moment)
+    microseconds = round((moment - seconds) * 1e6)
+    if microseconds >= _MICROSECONDS:
+        seconds, microseconds = seconds + 1, microseconds - _MICROSECONDS
+    elif microseconds < 0:
+        seconds, microseconds = seconds - 1, microseconds + _MICROSECONDS
+    day, second = divmod(seconds, 86_400)
+    date = dates.get(day)
+    if date is None:
+        date = dates[day] = datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y-%m-%d")
+    hours, rest = divmod(second, 3_600)
+    minutes, second = divmod(rest, 60)
+    return f"{date}T{hours:02d}:{minutes:02d}:{second:02d}.{microseconds:06d}Z"
+
+
+def write(lines: Iterable[Sequence[object]], *, output: Path | None, out: TextIO) -> int:
     """Writes the export's lines (the header first); returns the number of data rows."""
     if output is None:
         writer = csv.writer(out, lineterminator="\n")
