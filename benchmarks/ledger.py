@@ -3,7 +3,9 @@
 - caller: what `instrument(ledger=...)` adds on the caller's thread, per call: OpenAI chat calls
   through the real SDK's `create` and our wrapper (the SDK's `_post` stubbed, as in `memory.py`),
   in interleaved rounds with the ledger on and off, the median round of each; the difference is the
-  added time (the writer thread's batches run on the other core meanwhile, as they would).
+  added time. The caller's thread is the target; the wall time also holds the writer's Python work,
+  which needs the GIL, because this loop never waits (a call over a network would leave the GIL to
+  the writer while it waits for the response).
 - report / export: `tokenbudget report --ledger` (by model, by feature) and `export --format focus`
   and `--format csv` over a ledger of `--rows` synthetic calls (8 models, 20 features, 1,000 users,
   30 days, token counts and costs varying per call), in-process, wall time of `main()`.

@@ -3,9 +3,11 @@ thread, and `tokenbudget report` reads them back with the exact figures the span
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import threading
+import weakref
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -205,6 +207,25 @@ def test_no_write_on_the_callers_thread_and_bounded_queue(telemetry, tmp_path):
     writer.close()
     records = ledger_source.read(str(tmp_path / "w.db"))
     assert [record.attributes["n"] for record in records] == [str(n) for n in range(15, 25)]
+
+
+def test_the_queue_lets_the_span_go_and_an_unreadable_span_loses_nothing(telemetry, tmp_path):
+    """The writer queues what the row needs, not the span: a queued span would keep its objects alive
+    for the garbage collector to walk on the caller's thread until the next batch. Something that is
+    no span is skipped on the caller's thread without an exception."""
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    writer = LedgerWriter(f"sqlite:///{tmp_path / 'w.db'}")
+    span = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat", "n": 1})
+    span.end()
+    released = weakref.ref(span)
+    writer.add(span)
+    writer.add(object())
+    del span
+    gc.collect()
+    assert released() is None
+    assert len(writer._queue) == 1
+    writer.close()
+    assert [record.attributes["n"] for record in ledger_source.read(str(tmp_path / "w.db"))] == ["1"]
 
 
 def test_many_threads_and_two_writers_on_one_file(telemetry, tmp_path):

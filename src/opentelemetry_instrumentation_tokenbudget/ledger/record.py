@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
+
 # Attributes that describe the call rather than who it is charged to.
 _NOT_ATTRIBUTION: Final = (
     "gen_ai.",
@@ -154,25 +156,42 @@ def picodollars(cost_usd: str | None) -> int | None:
 
 
 def _plain_attributes(span: Any) -> Mapping[str, Any]:
-    """The span's attributes as a plain dict, read once. The OpenTelemetry SDK hands out a read-only view
-    of its `BoundedAttributes`, a mapping whose every read is a Python-level call (a few microseconds for
-    a call's twenty attributes, on the writer's thread but under the caller's GIL); its backing dict, no
-    longer written once the span has ended, is read directly when it is there."""
+    """The span's attributes as a plain dict. The OpenTelemetry SDK hands out a read-only view of its
+    `BoundedAttributes`, a mapping whose every read is a Python-level call; the dict behind it, no
+    longer written once the span has ended, is taken as it is when it is there."""
+    stored = getattr(span, "_attributes", None)
+    if type(stored) is BoundedAttributes and type(stored._dict) is dict:
+        return stored._dict
     attributes = getattr(span, "attributes", None)
-    if not attributes:
-        return {}
-    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if type(backing) is dict and len(backing) == len(attributes):
-        return backing
-    return dict(attributes)
+    return dict(attributes) if attributes else {}
+
+
+# What a row needs from an ended span: start and end (ns), trace and span id (None without a context),
+# and its attributes.
+SpanFacts = tuple[Any, Any, Any, Any, Mapping[str, Any]]
+
+
+def span_facts(span: Any) -> SpanFacts:
+    """Taken when the span ends, on the caller's thread (a few attribute reads), and queued instead of
+    the span: a queued span keeps a dozen objects alive until the writer's next batch, and the garbage
+    collections that the caller's own allocations set off meanwhile walk every one of them (and promote
+    them, bringing the next full collection closer)."""
+    context = getattr(span, "context", None)
+    if context is None:
+        return (getattr(span, "start_time", None), span.end_time, None, None, _plain_attributes(span))
+    return (span.start_time, span.end_time, context.trace_id, context.span_id, _plain_attributes(span))
 
 
 def row_from_span(span: Any) -> Row | None:
     """None for a span that is no call of ours (no operation name), or that records nothing (a no-op
     tracer's). Read by duck typing: the OpenTelemetry SDK is the application's choice, not a dependency."""
-    attributes = _plain_attributes(span)
+    return row_from_facts(span_facts(span))
+
+
+def row_from_facts(facts: SpanFacts) -> Row | None:
+    """`row_from_span`, from the facts taken when the span ended."""
+    start, end, trace_id, span_id, attributes = facts
     operation = attributes.get("gen_ai.operation.name")
-    start = getattr(span, "start_time", None)
     if operation is None or start is None:
         return None
     cost = attributes.get("gen_ai.usage.cost.amount")
@@ -190,8 +209,7 @@ def row_from_span(span: Any) -> Row | None:
         elif kind is not False and type(value) is float:
             cost_parts[kind] = value
     attribution_text = _attribution_text(tuple(attribution))
-    end = span.end_time or start
-    context = span.context
+    end = end or start
     return (
         start,
         (end - start) / 1e9,
@@ -211,8 +229,8 @@ def row_from_span(span: Any) -> Row | None:
         int(bool(attributes.get("tokenbudget.price.inferred", False))),
         int(bool(attributes.get("tokenbudget.cost.estimated", False))),
         attribution_text,
-        f"{context.trace_id:032x}" if context is not None else "",
-        f"{context.span_id:016x}" if context is not None else "",
+        "" if trace_id is None else f"{trace_id:032x}",
+        "" if span_id is None else f"{span_id:016x}",
         _text(attributes.get("error.type")),
         0,
         picodollars(cost_usd),

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from .record import COLUMNS, SCHEMA, SCHEMA_VERSION, Row, picodollars, row_from_span
+from .record import COLUMNS, SCHEMA, SCHEMA_VERSION, Row, SpanFacts, picodollars, row_from_facts, span_facts
 
 _logger = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED: Final = 100_000
 FLUSH_INTERVAL_S: Final = 0.25
 _BUSY_TIMEOUT_MS: Final = 10_000
 _PREFIX: Final = "sqlite:///"
+_ROW_LENGTH: Final = len(COLUMNS)
 
 
 class LedgerURLError(ValueError):
@@ -118,7 +119,8 @@ class LedgerWriter:
     def __init__(self, url: str, *, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         self.path, self._retention_days = parse_url(url)
         self._connection = connect(self.path)
-        self._queue: deque[object] = deque(maxlen=max_queued)
+        # Spans' facts (`record.span_facts`) and rows made already (a refused call's), told apart by length.
+        self._queue: deque[SpanFacts | Row] = deque(maxlen=max_queued)
         self._max_queued = max_queued
         self.dropped = 0
         self.written = 0
@@ -131,14 +133,23 @@ class LedgerWriter:
         atexit.register(self.close)
 
     def add(self, span: object) -> None:
-        queue = self._queue
-        if len(queue) == self._max_queued:
-            self.dropped += 1
-        queue.append(span)
+        """An ended span (on the caller's thread: its facts are queued, the span is let go)."""
+        try:
+            facts = span_facts(span)
+        except Exception:  # the ledger must never fail the call
+            _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
+            return
+        self._enqueue(facts)
 
     def add_row(self, row: Row) -> None:
         """A row made already (a refused call's, which has no span), queued with the spans."""
-        self.add(row)
+        self._enqueue(row)
+
+    def _enqueue(self, item: SpanFacts | Row) -> None:
+        queue = self._queue
+        if len(queue) == self._max_queued:
+            self.dropped += 1
+        queue.append(item)
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
@@ -153,11 +164,11 @@ class LedgerWriter:
             queue = self._queue
             while queue:
                 try:
-                    span = queue.popleft()
+                    item = queue.popleft()
                 except IndexError:
                     break
                 try:
-                    row = span if type(span) is tuple else row_from_span(span)
+                    row = item if len(item) == _ROW_LENGTH else row_from_facts(item)
                 except Exception:  # one odd span must not lose the others
                     _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
                     continue
