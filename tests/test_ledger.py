@@ -215,6 +215,8 @@ def test_the_queue_lets_the_span_go_and_an_unreadable_span_loses_nothing(telemet
     no span is skipped on the caller's thread without an exception."""
     tracer = telemetry.tracer_provider.get_tracer("t")
     writer = LedgerWriter(f"sqlite:///{tmp_path / 'w.db'}")
+    writer._stop.set()  # the background flush stopped, so that the test decides when rows are written
+    writer._thread.join()
     span = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat", "n": 1})
     span.end()
     released = weakref.ref(span)

@@ -261,6 +261,35 @@ def test_the_streamed_csv_is_byte_for_byte_the_records_csv(capsys, tmp_path):
     assert lines[-1][19] == "timeout"
 
 
+def test_the_streamed_csv_quotes_as_the_csv_writer_does(capsys, tmp_path):
+    """Text that needs quoting (a comma, a quote, a line break, a carriage return) in the columns the
+    export formats once per distinct run, in an id that is not hex (a foreign writer's), and costs that
+    are not a plain decimal: the same bytes as the csv writer's."""
+    path = tmp_path / "odd.db"
+    odd = [
+        span(0, 'm,"quoted"', 1e-05, **{"tokenbudget.feature": "a,b", "error.type": "bad\nline"}),
+        span(1, "carriage\rreturn", 1.0, **{"tokenbudget.feature": 'say "hi"'}),
+        span(2, "", 2.5e-07, **{"tokenbudget.feature": ""}),
+        span(3, "plain", 0.00012, **{"gen_ai.response.model": None}),
+    ]
+    write(path, odd)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE calls SET span_id = 'x,\"y', trace_id = 'ABC' WHERE rowid = 2")
+        connection.execute("UPDATE calls SET cost_usd = '1.500' WHERE rowid = 4")
+    connection.close()
+    assert main(["export", "--ledger", str(path), "--format", "csv"]) == 0
+    streamed = capsys.readouterr().out
+    expected = io.StringIO()
+    export.write(export.call_lines(ledger_source.read(str(path))), output=None, out=expected)
+    assert streamed == expected.getvalue()
+    lines = list(csv.reader(io.StringIO(streamed)))
+    assert [line[4] for line in lines[1:]] == ['m,"quoted"', "carriage\rreturn", "", "plain"]
+    assert [line[11] for line in lines[1:]] == ["0.00001", "1.0", "0.00000025", "1.5"]
+    assert (lines[2][17], lines[2][18]) == ("ABC", 'x,"y')
+    assert lines[1][19] == "bad\nline"
+
+
 def focus_figures(path: Path) -> dict[object, dict[str, object]]:
     groups = ledger_source.focus_groups(str(path), tag_keys=None)
     return {key: {name: getattr(group, name) for name in group.__slots__} for key, group in groups.items()}

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -128,56 +131,117 @@ def call_lines(records: Iterable[SpendRecord]) -> Iterator[list[str]]:
         ]
 
 
-def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[Any]]:
-    """`call_lines` of the ledger's rows as they come from SQLite (`ledger.CALL_COLUMNS`): the same
-    text, without a record per call."""
-    yield list(CALL_COLUMNS)
-    compact: dict[str, str] = {}
-    dates: dict[int, str] = {}
-    # The csv writer writes None as "" and numbers as str() does: values go to it as SQLite gives them.
+def ledger_call_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    """`call_lines` of the ledger's rows as SQLite selects them (`ledger.CSV_SELECT`), as the csv writer
+    would write them, each line made whole: the same text, without a record or a writer's field checks
+    per call. The runs of columns that repeat from call to call (provider to response model, estimated
+    to attribution, error type and refused) are formatted once per distinct run."""
+    yield _csv_line(CALL_COLUMNS)
+    fields = _Fields()
+    models: dict[tuple[Any, ...], str] = {}
+    prices: dict[tuple[Any, ...], str] = {}
+    outcomes: dict[tuple[Any, ...], str] = {}
+    minutes: dict[int, str] = {}
     for row in rows:
         (
-            start, duration, provider, operation, request_model, response_model, input_tokens,
-            output_tokens, cache_read, cache_write, reasoning, cost, estimated, price_source,
-            price_version, inferred, attribution, trace_id, span_id, error_type, refused,
+            start, duration, provider, operation, request_model, response_model, tokens, cost,
+            estimated, price_source, price_version, inferred, attribution, ids, error_type, refused,
         ) = row  # fmt: skip
-        # Few distinct attributions, each written as `call_lines` writes a record's attributes.
-        attributes = compact.get(attribution)
-        if attributes is None:
-            if len(compact) >= _MAX_CACHED:
-                compact.clear()
-            attributes = compact[attribution] = json.dumps(
-                json.loads(attribution), sort_keys=True, separators=(",", ":")
+        model_key = (provider, operation, request_model, response_model)
+        model_text = models.get(model_key)
+        if model_text is None:
+            model_text = _remember(models, model_key, ",".join(map(fields.text, model_key)))
+        price_key = (estimated, price_source, price_version, inferred, attribution)
+        price_text = prices.get(price_key)
+        if price_text is None:
+            # The attribution as `call_lines` writes a record's attributes.
+            compact = json.dumps(json.loads(attribution), sort_keys=True, separators=(",", ":"))
+            price_text = _remember(
+                prices,
+                price_key,
+                f"{_flag(estimated)},{fields.text(price_source)},{fields.text(price_version)},"
+                f"{_flag(inferred)},{fields.text(compact)}",
             )
-        yield [
-            _timestamp(start, dates),
-            float(duration),
-            provider,
-            operation,
-            request_model,
-            response_model,
-            input_tokens,
-            output_tokens,
-            cache_read,
-            cache_write,
-            reasoning,
-            None if cost is None else _decimal_text(Decimal(cost)),
-            "true" if estimated else "false",
-            price_source,
-            price_version,
-            "true" if inferred else "false",
-            attributes,
-            trace_id,
-            span_id,
-            error_type,
-            "true" if refused else "false",
-        ]
+        outcome_key = (error_type, refused)
+        outcome_text = outcomes.get(outcome_key)
+        if outcome_text is None:
+            outcome_text = _remember(outcomes, outcome_key, f"{fields.text(error_type)},{_flag(refused)}")
+        yield (
+            f"{_timestamp(start, minutes)},{float(duration)},{model_text},{tokens},{_cost_text(cost)},"
+            f"{price_text},{_ids_text(ids, fields)},{outcome_text}\n"
+        )
 
 
-def _timestamp(start_unix_nano: int, dates: dict[int, str]) -> str:
+def _ids_text(ids: str, fields: _Fields) -> str:
+    return ",".join(map(fields.text, json.loads(ids))) if ids.startswith("[") else ids
+
+
+def _remember(cache: dict[tuple[Any, ...], str], key: tuple[Any, ...], text: str) -> str:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = text
+    return text
+
+
+def _flag(value: object) -> str:
+    return "true" if value else "false"
+
+
+class _Fields:
+    """Text values as the csv writer writes them in a row of several fields (quoted when they need it,
+    None as nothing), each distinct value asked of the writer itself once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str | None, str] = {None: "", "": ""}
+
+    def text(self, value: str | None) -> str:
+        field = self._seen.get(value)
+        if field is None:
+            field = _csv_line((value, ""))[:-2]
+            if len(self._seen) >= _MAX_CACHED:
+                self._seen = {None: "", "": ""}
+            self._seen[value] = field
+        return field
+
+
+class _CsvLines:
+    """Rows as CSV lines ending in "\\n", with a field quoted when it holds a comma, a quote, a line feed
+    or a carriage return, on every Python: the csv writer quotes the characters of its line terminator
+    (a carriage return only from Python 3.13 on with "\\n"), so it writes "\\r\\n" here, made "\\n"."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def line(self, values: Iterable[object]) -> str:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow(values)
+        return buffer.getvalue()[:-2] + "\n"
+
+
+def _csv_line(values: Iterable[object]) -> str:
+    return _CsvLines().line(values)
+
+
+# The costs the ledger holds (a double's shortest repr, or "0"), when `_decimal_text` would give them
+# back unchanged: a plain decimal with a point, no exponent, no trailing zero but a lone one.
+_PLAIN_DECIMAL: Final = re.compile(r"-?(?:0|[1-9][0-9]*)\.(?:[0-9]*[1-9]|0)")
+
+
+def _cost_text(cost: str | None) -> str:
+    if cost is None:
+        return ""
+    if _PLAIN_DECIMAL.fullmatch(cost):
+        return cost
+    return _decimal_text(Decimal(cost))
+
+
+def _timestamp(start_unix_nano: int, minutes: dict[int, str]) -> str:
     """`datetime.fromtimestamp(start_unix_nano / 1e9, timezone.utc)` as `call_lines` writes it (the
-    same float seconds, rounded to microseconds half to even as datetime does), with each day's date
-    formatted once."""
+    same float seconds, rounded to microseconds half to even as datetime does), with each minute's date
+    and time formatted once."""
     moment = start_unix_nano / 1e9
     seconds = math.trunc(moment)
     microseconds = round((moment - seconds) * 1e6)
@@ -185,24 +249,44 @@ def _timestamp(start_unix_nano: int, dates: dict[int, str]) -> str:
         seconds, microseconds = seconds + 1, microseconds - _MICROSECONDS
     elif microseconds < 0:
         seconds, microseconds = seconds - 1, microseconds + _MICROSECONDS
-    day, second = divmod(seconds, 86_400)
-    date = dates.get(day)
-    if date is None:
-        date = dates[day] = datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y-%m-%d")
-    hours, rest = divmod(second, 3_600)
-    minutes, second = divmod(rest, 60)
-    return f"{date}T{hours:02d}:{minutes:02d}:{second:02d}.{microseconds:06d}Z"
+    minute, second = divmod(seconds, 60)
+    prefix = minutes.get(minute)
+    if prefix is None:
+        if len(minutes) >= _MAX_CACHED:
+            minutes.clear()
+        prefix = minutes[minute] = datetime.fromtimestamp(minute * 60, timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:"
+        )
+    return f"{prefix}{second:02d}.{microseconds:06d}Z"
 
 
 def write(lines: Iterable[Sequence[object]], *, output: Path | None, out: TextIO) -> int:
     """Writes the export's lines (the header first); returns the number of data rows."""
-    if output is None:
-        writer = csv.writer(out, lineterminator="\n")
+    make = _CsvLines().line
+    with _destination(output, out) as file:
         count = -1
         for line in lines:
-            writer.writerow(line)
+            file.write(make(line))
             count += 1
-        return count
+    return count
+
+
+def write_text(lines: Iterable[str], *, output: Path | None, out: TextIO) -> int:
+    """`write` for lines made already (the header first, each ending in a newline)."""
+    with _destination(output, out) as file:
+        count = -1
+        for line in lines:
+            file.write(line)
+            count += 1
+    return count
+
+
+@contextmanager
+def _destination(output: Path | None, out: TextIO) -> Iterator[TextIO]:
+    """`out`, or a file beside `output` that replaces it once whole (removed on any error)."""
+    if output is None:
+        yield out
+        return
     directory = output.parent if str(output.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
@@ -210,11 +294,7 @@ def write(lines: Iterable[Sequence[object]], *, output: Path | None, out: TextIO
         raise ExportError(f"-o {output}: cannot write there ({error.strerror})") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            writer = csv.writer(file, lineterminator="\n")
-            count = -1
-            for line in lines:
-                writer.writerow(line)
-                count += 1
+            yield file
         os.replace(temporary, output)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -222,4 +302,3 @@ def write(lines: Iterable[Sequence[object]], *, output: Path | None, out: TextIO
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return count

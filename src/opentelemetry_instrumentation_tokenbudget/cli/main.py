@@ -343,7 +343,11 @@ def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, un
                 calls = ledger_source.calls(
                     args.ledger, where=_conditions(args.where), since=since, until=until
                 )
-                lines = export.ledger_call_lines(calls)
+                try:
+                    export.write_text(export.ledger_call_lines(calls), output=args.output, out=out)
+                except (export.ExportError, otlp_json.SourceError) as error:
+                    raise UsageError(str(error)) from None
+                return
         except otlp_json.SourceError as error:
             raise UsageError(str(error)) from None
     else:

@@ -23,26 +23,27 @@ from ..spend_record import KEY_ALIASES, UNSET, SpendRecord
 from .otlp_json import SourceError
 
 # What `calls` yields, in this order: every column a per-call export shows.
-CALL_COLUMNS: Final = (
+# What `tokenbudget export --format csv` writes of each call (`export.CALL_COLUMNS`), selected in the
+# shape its lines are made from, by SQLite rather than by Python per call: the token counts joined as
+# SQLite writes integers, the ids joined when they are lower-case hex (nothing to quote; a JSON array
+# otherwise).
+CSV_SELECT: Final = (
     "start_unix_nano",
     "duration_s",
     "provider",
     "operation",
     "request_model",
     "response_model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
+    "input_tokens || ',' || output_tokens || ',' || cache_read_tokens || ',' || cache_write_tokens"
+    " || ',' || reasoning_tokens",
     "cost_usd",
     "estimated",
     "price_source",
     "price_version",
     "price_inferred",
     "attribution",
-    "trace_id",
-    "span_id",
+    "CASE WHEN trace_id || span_id GLOB '*[^0-9a-f]*' THEN json_array(trace_id, span_id)"
+    " ELSE trace_id || ',' || span_id END",
     "error_type",
     "refused",
 )
@@ -333,7 +334,7 @@ def calls(
     since: float | None = None,
     until: float | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """The ledger's rows (`CALL_COLUMNS`) of the calls started in [since, until) that match `where`,
+    """The ledger's rows (`CSV_SELECT`) of the calls started in [since, until) that match `where`,
     oldest first, streamed from SQLite. The file is opened and the query started before this returns,
     so that a bad file is reported before anything is written."""
     path = path_of(url_or_path)
@@ -343,7 +344,7 @@ def calls(
         try:
             cursor = connection.execute(
                 # The column names are constants; values are bound as parameters.
-                f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE {conditions}"  # noqa: S608
+                f"SELECT {', '.join(CSV_SELECT)} FROM calls WHERE {conditions}"  # noqa: S608
                 " ORDER BY start_unix_nano",
                 parameters,
             )
