@@ -191,7 +191,7 @@ def test_environment_variable_turns_it_on(instrument, tmp_path, monkeypatch):
     assert len(ledger_source.read(str(path))) == 1
 
 
-def test_no_write_on_the_callers_thread_and_bounded_queue(telemetry, tmp_path):
+def test_no_write_on_the_callers_thread_and_bounded_queue(telemetry, tmp_path, caplog):
     """`add` only queues: the file gets the rows when the writer flushes; a burst beyond the bound
     drops the oldest and counts them."""
     tracer = telemetry.tracer_provider.get_tracer("t")
@@ -204,7 +204,12 @@ def test_no_write_on_the_callers_thread_and_bounded_queue(telemetry, tmp_path):
         writer.add(span)
     assert writer.written == 0
     assert writer.dropped == 15
+    writer.flush()
+    writer.flush()  # nothing dropped since: said once
     writer.close()
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records if "dropped" in r.getMessage()] == [
+        "15 call(s) dropped so far (more than 10 waiting to be written)"
+    ]
     records = ledger_source.read(str(tmp_path / "w.db"))
     assert [record.attributes["n"] for record in records] == [str(n) for n in range(15, 25)]
 
@@ -283,7 +288,7 @@ def test_the_configuration_files_ledger_key(instrument, tmp_path, monkeypatch):
     assert [record.request_model for record in ledger_source.read(str(path))] == ["gpt-4o-mini"]
 
 
-@pytest.mark.parametrize("count", [1, 31, 32, 33, 70])
+@pytest.mark.parametrize("count", [1, 31, 32, 33, 70, 2 * 4096 + 5])
 def test_a_batch_of_any_size_is_written_whole_and_in_order(telemetry, tmp_path, count):
     """Rows are inserted several to a statement: every size of batch lands whole, each row in its place."""
     tracer = telemetry.tracer_provider.get_tracer("t")

@@ -27,6 +27,9 @@ FLUSH_INTERVAL_S: Final = 0.25
 _BUSY_TIMEOUT_MS: Final = 10_000
 _PREFIX: Final = "sqlite:///"
 _ROW_LENGTH: Final = len(COLUMNS)
+# Rows made and written per transaction: while calls are queued as fast as they are written, the
+# writer's batch in memory stays this size rather than growing with the burst.
+_ROWS_PER_TRANSACTION: Final = 4096
 
 
 class LedgerURLError(ValueError):
@@ -123,6 +126,7 @@ class LedgerWriter:
         self._queue: deque[SpanFacts | Row] = deque(maxlen=max_queued)
         self._max_queued = max_queued
         self.dropped = 0
+        self._dropped_reported = 0
         self.written = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -156,41 +160,47 @@ class LedgerWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is queued (any thread; serialised)."""
+        """Write what is queued (any thread; serialised), a bounded batch per transaction."""
         with self._lock:
             if self._closed:
                 return
-            rows: list[Row] = []
-            queue = self._queue
-            while queue:
-                try:
-                    item = queue.popleft()
-                except IndexError:
-                    break
-                try:
-                    row = item if len(item) == _ROW_LENGTH else row_from_facts(item)
-                except Exception:  # one odd span must not lose the others
-                    _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
-                    continue
-                if row is not None:
-                    rows.append(row)
-            if not rows:
-                return
-            try:
-                with self._connection:
-                    _insert(self._connection, rows)
-                self.written += len(rows)
-            except sqlite3.Error as error:
-                _logger.warning(
-                    "tokenbudget ledger %s: %d call(s) not written: %s", self.path, len(rows), error
-                )
-            if self.dropped:
+            while self._queue:
+                self._write(self._take(_ROWS_PER_TRANSACTION))
+            if self.dropped != self._dropped_reported:
+                self._dropped_reported = self.dropped
                 _logger.warning(
                     "tokenbudget ledger %s: %d call(s) dropped so far (more than %d waiting to be written)",
                     self.path,
                     self.dropped,
                     self._max_queued,
                 )
+
+    def _take(self, limit: int) -> list[Row]:
+        rows: list[Row] = []
+        queue = self._queue
+        for _ in range(limit):
+            try:
+                item = queue.popleft()
+            except IndexError:
+                break
+            try:
+                row = item if len(item) == _ROW_LENGTH else row_from_facts(item)
+            except Exception:  # one odd span must not lose the others
+                _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
+                continue
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def _write(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        try:
+            with self._connection:
+                _insert(self._connection, rows)
+            self.written += len(rows)
+        except sqlite3.Error as error:
+            _logger.warning("tokenbudget ledger %s: %d call(s) not written: %s", self.path, len(rows), error)
 
     def _apply_retention(self) -> None:
         if self._retention_days is None:
