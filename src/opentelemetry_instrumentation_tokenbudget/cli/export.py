@@ -11,18 +11,19 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, TypeVar
 
 from ..finops import focus
 from ..finops.spend_record import SpendRecord
 
 FORMATS: Final = ("focus", "csv")
 _MAX_CACHED: Final = 100_000
+_Key = TypeVar("_Key", bound=Hashable)
 _MICROSECONDS: Final = 1_000_000
 CALL_COLUMNS: Final = (
     "start",
@@ -176,7 +177,9 @@ def _ids_text(ids: str, fields: _Fields) -> str:
     return ",".join(map(fields.text, json.loads(ids))) if ids.startswith("[") else ids
 
 
-def _remember(cache: dict[tuple[Any, ...], str], key: tuple[Any, ...], text: str) -> str:
+def _remember(cache: dict[_Key, str], key: _Key, text: str) -> str:
+    """`cache[key] = text`, the cache emptied first when full (a stream of distinct values costs no
+    more memory)."""
     if len(cache) >= _MAX_CACHED:
         cache.clear()
     cache[key] = text
@@ -185,23 +188,6 @@ def _remember(cache: dict[tuple[Any, ...], str], key: tuple[Any, ...], text: str
 
 def _flag(value: object) -> str:
     return "true" if value else "false"
-
-
-class _Fields:
-    """Text values as the csv writer writes them in a row of several fields (quoted when they need it,
-    None as nothing), each distinct value asked of the writer itself once."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str | None, str] = {None: "", "": ""}
-
-    def text(self, value: str | None) -> str:
-        field = self._seen.get(value)
-        if field is None:
-            field = _csv_line((value, ""))[:-2]
-            if len(self._seen) >= _MAX_CACHED:
-                self._seen = {None: "", "": ""}
-            self._seen[value] = field
-        return field
 
 
 class _CsvLines:
@@ -223,6 +209,24 @@ class _CsvLines:
 
 def _csv_line(values: Iterable[object]) -> str:
     return _CsvLines().line(values)
+
+
+class _Fields:
+    """Text values as the csv writer writes them in a row of several fields (quoted when they need it,
+    None as nothing), each distinct value asked of the writer once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+        self._line = _CsvLines().line
+
+    def text(self, value: str | None) -> str:
+        if not value:
+            return ""
+        field = self._seen.get(value)
+        if field is None:
+            # A second, empty field: a value alone on its line would be quoted when empty.
+            field = _remember(self._seen, value, self._line((value, ""))[:-2])
+        return field
 
 
 # The costs the ledger holds (a double's shortest repr, or "0"), when `_decimal_text` would give them
@@ -252,27 +256,23 @@ def _timestamp(start_unix_nano: int, minutes: dict[int, str]) -> str:
     minute, second = divmod(seconds, 60)
     prefix = minutes.get(minute)
     if prefix is None:
-        if len(minutes) >= _MAX_CACHED:
-            minutes.clear()
-        prefix = minutes[minute] = datetime.fromtimestamp(minute * 60, timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:"
-        )
+        text = datetime.fromtimestamp(minute * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:")
+        prefix = _remember(minutes, minute, text)
     return f"{prefix}{second:02d}.{microseconds:06d}Z"
+
+
+def csv_text(lines: Iterable[Sequence[object]]) -> Iterator[str]:
+    """The export's lines (lists of values) as CSV text, a line each."""
+    return map(_CsvLines().line, lines)
 
 
 def write(lines: Iterable[Sequence[object]], *, output: Path | None, out: TextIO) -> int:
     """Writes the export's lines (the header first); returns the number of data rows."""
-    make = _CsvLines().line
-    with _destination(output, out) as file:
-        count = -1
-        for line in lines:
-            file.write(make(line))
-            count += 1
-    return count
+    return write_text(csv_text(lines), output=output, out=out)
 
 
 def write_text(lines: Iterable[str], *, output: Path | None, out: TextIO) -> int:
-    """`write` for lines made already (the header first, each ending in a newline)."""
+    """`write` for lines made already as text (the header first, each ending in a newline)."""
     with _destination(output, out) as file:
         count = -1
         for line in lines:

@@ -331,33 +331,29 @@ def _report(args: argparse.Namespace, records: list[SpendRecord], now: float, un
 def _export(args: argparse.Namespace, records: list[SpendRecord], now: float, until: float, out: Any) -> None:
     since = _instant(args.since, now) if args.since else None
     tag_keys = export.tag_keys_of(args.tags)
-    lines: Iterable[list[str]]
+    text: Iterable[str]
     if args.ledger is not None:
         try:
             if args.format == "focus":
                 groups = ledger_source.focus_groups(
                     args.ledger, tag_keys=tag_keys, where=_conditions(args.where), since=since, until=until
                 )
-                lines = export.focus_lines(focus.rows_of(groups))
+                text = export.csv_text(export.focus_lines(focus.rows_of(groups)))
             else:
                 calls = ledger_source.calls(
                     args.ledger, where=_conditions(args.where), since=since, until=until
                 )
-                try:
-                    export.write_text(export.ledger_call_lines(calls), output=args.output, out=out)
-                except (export.ExportError, otlp_json.SourceError) as error:
-                    raise UsageError(str(error)) from None
-                return
+                text = export.ledger_call_lines(calls)
         except otlp_json.SourceError as error:
             raise UsageError(str(error)) from None
     else:
         in_range = [r for r in records if (since is None or r.start >= since) and r.start < until]
         if args.format == "focus":
-            lines = export.focus_lines(focus.rows(in_range, tag_keys=tag_keys))
+            text = export.csv_text(export.focus_lines(focus.rows(in_range, tag_keys=tag_keys)))
         else:
-            lines = export.call_lines(in_range)
+            text = export.csv_text(export.call_lines(in_range))
     try:
-        export.write(lines, output=args.output, out=out)
+        export.write_text(text, output=args.output, out=out)
     except (export.ExportError, otlp_json.SourceError) as error:
         raise UsageError(str(error)) from None
 

@@ -171,28 +171,32 @@ def _plain_attributes(span: Any) -> Mapping[str, Any]:
 SpanFacts = tuple[Any, Any, Any, Any, Mapping[str, Any]]
 
 
-def span_facts(span: Any) -> SpanFacts:
+def span_facts(span: Any) -> SpanFacts | None:
     """Taken when the span ends, on the caller's thread (a few attribute reads), and queued instead of
     the span: a queued span keeps a dozen objects alive until the writer's next batch, and the garbage
     collections that the caller's own allocations set off meanwhile walk every one of them (and promote
-    them, bringing the next full collection closer)."""
+    them, bringing the next full collection closer). None for a span that records nothing (a no-op
+    tracer's: no start time)."""
+    start = getattr(span, "start_time", None)
+    if start is None:
+        return None
     context = getattr(span, "context", None)
-    if context is None:
-        return (getattr(span, "start_time", None), span.end_time, None, None, _plain_attributes(span))
-    return (span.start_time, span.end_time, context.trace_id, context.span_id, _plain_attributes(span))
+    trace_id, span_id = (None, None) if context is None else (context.trace_id, context.span_id)
+    return (start, getattr(span, "end_time", None), trace_id, span_id, _plain_attributes(span))
 
 
 def row_from_span(span: Any) -> Row | None:
     """None for a span that is no call of ours (no operation name), or that records nothing (a no-op
     tracer's). Read by duck typing: the OpenTelemetry SDK is the application's choice, not a dependency."""
-    return row_from_facts(span_facts(span))
+    facts = span_facts(span)
+    return None if facts is None else row_from_facts(facts)
 
 
 def row_from_facts(facts: SpanFacts) -> Row | None:
     """`row_from_span`, from the facts taken when the span ended."""
     start, end, trace_id, span_id, attributes = facts
     operation = attributes.get("gen_ai.operation.name")
-    if operation is None or start is None:
+    if operation is None:
         return None
     cost = attributes.get("gen_ai.usage.cost.amount")
     # The span holds a double: its shortest repr is the decimal the instrumentation meant.

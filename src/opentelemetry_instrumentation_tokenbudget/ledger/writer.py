@@ -143,7 +143,8 @@ class LedgerWriter:
         except Exception:  # the ledger must never fail the call
             _logger.debug("tokenbudget ledger: a span could not be read", exc_info=True)
             return
-        self._enqueue(facts)
+        if facts is not None:
+            self._enqueue(facts)
 
     def add_row(self, row: Row) -> None:
         """A row made already (a refused call's, which has no span), queued with the spans."""

@@ -22,11 +22,10 @@ from ..report import TIME_KEYS, Aggregate
 from ..spend_record import KEY_ALIASES, UNSET, SpendRecord
 from .otlp_json import SourceError
 
-# What `calls` yields, in this order: every column a per-call export shows.
-# What `tokenbudget export --format csv` writes of each call (`export.CALL_COLUMNS`), selected in the
-# shape its lines are made from, by SQLite rather than by Python per call: the token counts joined as
-# SQLite writes integers, the ids joined when they are lower-case hex (nothing to quote; a JSON array
-# otherwise).
+# What `calls` yields, in this order: what `tokenbudget export --format csv` writes of each call
+# (`export.CALL_COLUMNS`), selected in the shape its lines are made from, by SQLite rather than by
+# Python per call: the token counts joined as SQLite writes integers, the ids joined when they are
+# lower-case hex (nothing to quote; a JSON array otherwise).
 CSV_SELECT: Final = (
     "start_unix_nano",
     "duration_s",
