@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sqlite3
 import threading
 import weakref
@@ -28,6 +29,7 @@ from opentelemetry_instrumentation_tokenbudget.finops.sources import ledger as l
 from opentelemetry_instrumentation_tokenbudget.ledger.record import COLUMNS, picodollars, row_from_span
 from opentelemetry_instrumentation_tokenbudget.ledger.writer import LedgerWriter
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
+from tests.test_budgets_fork import _fork, _run
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
@@ -233,6 +235,48 @@ def test_the_queue_lets_the_span_go_and_an_unreadable_span_loses_nothing(telemet
     assert len(writer._queue) == 1
     writer.close()
     assert [record.attributes["n"] for record in ledger_source.read(str(tmp_path / "w.db"))] == ["1"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_forked_child_writes_its_own_calls_once(instrument, tmp_path):
+    """A prefork server's worker: the child has no writer thread of the parent's, the writer's lock
+    was held at the fork, a call of the parent was still queued. The child writes its own calls with a
+    connection of its own; the parent's queued call is written once, by the parent."""
+    path = tmp_path / "fork.db"
+    instrumentor = instrument(ledger=f"sqlite:///{path}")
+    writer = instrumentor._runtime.ledger
+    writer._stop.set()  # the parent's background flush stopped: its call stays queued at the fork
+    writer._thread.join()
+    client = openai_client(FakeProvider())
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(writer._queue) == 1
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writer._lock:
+            held.set()
+            release.wait(30)
+
+    def child_work() -> bool:
+        child_client = openai_client(FakeProvider())
+        for _ in range(3):
+            child_client.chat.completions.create(model="gpt-4.1-nano", messages=MESSAGES)
+        instrumentor.uninstrument()  # the child's writer flushes and closes
+        return True
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        code = _run(*_fork(child_work))
+    finally:
+        release.set()
+        holder.join(10)
+    assert code == 0
+    instrumentor.uninstrument()
+    records = ledger_source.read(str(path))
+    assert sorted(record.request_model for record in records) == ["gpt-4.1-nano"] * 3 + ["gpt-4o-mini"]
+    assert len({record.span_id for record in records}) == 4
 
 
 def test_many_threads_and_two_writers_on_one_file(telemetry, tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
+from ..forksafe import renew_after_fork
 from .record import COLUMNS, SCHEMA, SCHEMA_VERSION, Row, SpanFacts, picodollars, row_from_facts, span_facts
 
 _logger = logging.getLogger(__name__)
@@ -131,10 +132,38 @@ class LedgerWriter:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
+        # The parent's connections, kept unclosed in a forked child (see `_after_fork`).
+        self._inherited: list[sqlite3.Connection] = []
         self._apply_retention()
-        self._thread = threading.Thread(target=self._run, name="tokenbudget-ledger", daemon=True)
-        self._thread.start()
+        self._thread = self._start_thread()
         atexit.register(self.close)
+        renew_after_fork(self._after_fork)
+
+    def _start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="tokenbudget-ledger", daemon=True)
+        thread.start()
+        return thread
+
+    def _after_fork(self) -> None:
+        """In a child forked from the writer's process (a prefork server's worker): the writer thread
+        did not survive the fork, its lock may have been held by it, and the calls still queued are the
+        parent's, which writes them. SQLite forbids using a connection in a process forked from the one
+        that opened it: the child opens its own, and keeps the parent's unclosed (closing it there could
+        disturb the parent's locks on the file)."""
+        self._queue.clear()
+        self.dropped = self._dropped_reported = self.written = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if self._closed:
+            return
+        self._inherited.append(self._connection)
+        try:
+            self._connection = connect(self.path)
+        except sqlite3.Error as error:
+            self._closed = True
+            _logger.warning("tokenbudget ledger %s: not written by this forked process: %s", self.path, error)
+            return
+        self._thread = self._start_thread()
 
     def add(self, span: object) -> None:
         """An ended span (on the caller's thread: its facts are queued, the span is let go)."""
