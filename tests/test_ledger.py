@@ -7,6 +7,8 @@ import gc
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import weakref
 from decimal import Decimal
@@ -277,6 +279,29 @@ def test_a_forked_child_writes_its_own_calls_once(instrument, tmp_path):
     records = ledger_source.read(str(path))
     assert sorted(record.request_model for record in records) == ["gpt-4.1-nano"] * 3 + ["gpt-4o-mini"]
     assert len({record.span_id for record in records}) == 4
+
+
+def test_a_reader_that_stops_early_ends_the_export_without_a_traceback(telemetry, tmp_path):
+    """`tokenbudget export --format csv | head -1`: more lines than the pipe holds, the reader gone."""
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    path = tmp_path / "big.db"
+    writer = LedgerWriter(f"sqlite:///{path}")
+    for number in range(2000):
+        span = tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat", "n": number})
+        span.end()
+        writer.add(span)
+    writer.close()
+    command = [sys.executable, "-m", "opentelemetry_instrumentation_tokenbudget.cli.main"]
+    process = subprocess.Popen(
+        [*command, "export", "--ledger", str(path), "--format", "csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline().startswith(b"start,duration_s,")
+    process.stdout.close()
+    assert (process.wait(60), process.stderr.read()) == (1, b"")
 
 
 def test_many_threads_and_two_writers_on_one_file(telemetry, tmp_path):

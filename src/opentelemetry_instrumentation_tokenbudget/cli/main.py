@@ -16,6 +16,7 @@ Exit codes: 0 done, 2 bad input (a one-line error names it; nothing is written).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -439,6 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"tokenbudget {args.command}: {error}", file=sys.stderr)
         return BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (`tokenbudget export ... | head`): stop without a traceback, as the
+        # shell's own tools do. Python flushes standard output again at exit: it goes nowhere now.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
