@@ -312,6 +312,23 @@ def test_overflowing_64_bits_is_a_store_error_that_writes_nothing(subject: Subje
     assert subject.store.reserve([other, warn_only], 10).admitted
 
 
+def test_a_refusal_is_the_answer_even_where_another_entry_would_overflow(subject: Subject) -> None:
+    warn_only = subject.key("warn", limit=0, blocking=False)
+    full = subject.key("full", limit=100)
+    subject.store.reserve([warn_only], MAX - 10)
+
+    outcome = subject.store.reserve([warn_only, full], 101)
+
+    assert outcome.refused_by == 1
+    assert outcome.balances == (Balance(spent=0, reserved=MAX - 10), Balance(spent=0, reserved=0))
+    assert subject.store.balances([warn_only, full]) == outcome.balances
+
+
+def test_a_ledger_key_with_a_negative_limit_cannot_be_made() -> None:
+    with pytest.raises(ValueError, match="negative limit -1"):
+        LedgerKey(budget="daily", group="", window_start=0, expires_at=60, limit=-1, blocking=True)
+
+
 def test_an_empty_call_is_admitted(subject: Subject) -> None:
     outcome = subject.store.reserve([], 5)
 

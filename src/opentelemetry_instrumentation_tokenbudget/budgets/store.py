@@ -49,6 +49,8 @@ class LedgerKey:
     """The entry's name in a store, made once: a settlement reads it several times."""
 
     def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ValueError(f"ledger key {self.budget}|{self.group} has a negative limit {self.limit}")
         self.storage_key = f"{self.budget}|{self.group}|{self.window_start}"
 
 

@@ -27,30 +27,33 @@ def check_amount(name: str, value: int) -> None:
 
 
 def check_keys(keys: Sequence[LedgerKey]) -> None:
-    # The same entry twice in one call would be checked once but charged twice.
-    names = {key.storage_key for key in keys}
-    if len(names) != len(keys):
+    # The same entry twice in one call would be checked once but charged twice. (A key's limit is
+    # checked when the key is made.)
+    if len(keys) > 1 and len({key.storage_key for key in keys}) != len(keys):
         seen: set[str] = set()
         for key in keys:
             if key.storage_key in seen:
                 raise ValueError(f"ledger key {key.storage_key!r} appears twice in one call")
             seen.add(key.storage_key)
-    for key in keys:
-        if key.limit < 0:
-            raise ValueError(f"ledger key {key.storage_key!r} has a negative limit {key.limit}")
 
 
-def first_refusal(keys: Sequence[LedgerKey], balances: Sequence[Balance], amount: int) -> int | None:
+def reserved_or_refused(
+    keys: Sequence[LedgerKey], balances: Sequence[Balance], amount: int
+) -> int | list[Balance]:
+    """The index of the first blocking key whose limit `amount` would pass, or else the balances once
+    `amount` is reserved on every entry; StoreError if one would overflow (and none refuses)."""
+    result = []
+    past: LedgerKey | None = None
     for index, (key, balance) in enumerate(zip(keys, balances, strict=True)):
-        if key.blocking and balance.spent + balance.reserved + amount > key.limit:
+        spent = balance.spent
+        reserved = balance.reserved + amount
+        if key.blocking and spent + reserved > key.limit:
             return index
-    return None
-
-
-def after_reserve(keys: Sequence[LedgerKey], balances: Sequence[Balance], amount: int) -> list[Balance]:
-    """The balances once `amount` is reserved on every entry; StoreError if one would overflow."""
-    result = [Balance(spent=b.spent, reserved=b.reserved + amount) for b in balances]
-    _check_fits(keys, result)
+        if reserved > MAX_BALANCE and past is None:
+            past = key
+        result.append(Balance(spent, reserved))
+    if past is not None:
+        raise StoreError(f"ledger entry {past.storage_key!r} would pass 2**63 - 1 picodollars")
     return result
 
 
@@ -60,12 +63,11 @@ def after_settle(
     """The balances once the reservation is moved to spend; StoreError if one would overflow."""
     # Never below zero: a reservation the store no longer holds (its entry expired, or a memory store
     # restarted) must not turn into credit that admits calls past the limit.
-    result = [Balance(spent=b.spent + actual, reserved=max(0, b.reserved - reserved)) for b in balances]
-    _check_fits(keys, result)
-    return result
-
-
-def _check_fits(keys: Sequence[LedgerKey], balances: Sequence[Balance]) -> None:
+    result = []
     for key, balance in zip(keys, balances, strict=True):
-        if balance.spent > MAX_BALANCE or balance.reserved > MAX_BALANCE:
+        spent = balance.spent + actual
+        if spent > MAX_BALANCE:
             raise StoreError(f"ledger entry {key.storage_key!r} would pass 2**63 - 1 picodollars")
+        held = balance.reserved
+        result.append(Balance(spent, held - reserved if held > reserved else 0))
+    return result

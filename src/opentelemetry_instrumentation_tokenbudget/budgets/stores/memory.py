@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
-from ._ledger import ZERO, after_reserve, after_settle, check_amount, check_keys, first_refusal
+from ._ledger import ZERO, after_settle, check_amount, check_keys, reserved_or_refused
 
 
 class MemoryStore:
@@ -40,10 +40,9 @@ class MemoryStore:
         check_keys(keys)
         with self._lock:
             before = self._read(keys)
-            refused_by = first_refusal(keys, before, amount)
-            if refused_by is not None:
-                return ReserveOutcome(balances=tuple(before), refused_by=refused_by)
-            after = after_reserve(keys, before, amount)
+            after = reserved_or_refused(keys, before, amount)
+            if isinstance(after, int):
+                return ReserveOutcome(balances=tuple(before), refused_by=after)
             self._write(keys, before, after)
             return ReserveOutcome(balances=tuple(after), refused_by=None)
 

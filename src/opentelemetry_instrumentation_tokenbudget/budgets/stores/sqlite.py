@@ -22,7 +22,7 @@ from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from ...forksafe import renew_locks_after_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
-from ._ledger import ZERO, after_reserve, after_settle, check_amount, check_keys, first_refusal
+from ._ledger import ZERO, after_settle, check_amount, check_keys, reserved_or_refused
 
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
@@ -211,10 +211,9 @@ class SqliteStore:
         now = self._clock()
         rows = self._read(cursor, keys, now)
         before = _balances(rows)
-        refused_by = first_refusal(keys, before, amount)
-        if refused_by is not None:
-            return ReserveOutcome(balances=tuple(before), refused_by=refused_by)
-        after = after_reserve(keys, before, amount)
+        after = reserved_or_refused(keys, before, amount)
+        if isinstance(after, int):
+            return ReserveOutcome(balances=tuple(before), refused_by=after)
         self._write(cursor, keys, rows, before, after)
         self._sweep(cursor, now)
         return ReserveOutcome(balances=tuple(after), refused_by=None)
