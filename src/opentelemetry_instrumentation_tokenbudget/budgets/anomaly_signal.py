@@ -129,15 +129,10 @@ class _Group:
         self.fired = False
         self.band = band(self.history)
 
-    def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
+    def add(self, amount: float, drivers: Sequence[tuple[str, str]]) -> None:
         self.spent += amount
         by_value = self.by_value
-        for key in DRIVER_KEYS:
-            value = attributes.get(key)
-            if value is None:
-                continue
-            # A list value (AttributeValue allows one) cannot be a key; its text can.
-            name = (key, value if type(value) is str else str(value))
+        for name in drivers:
             spent = by_value.get(name)
             if spent is not None:
                 by_value[name] = spent + amount
@@ -152,6 +147,18 @@ class _Group:
                 best = (name, excess)
         found, excess = best
         return (None if found is None else f"{found[0]}={found[1]}"), excess
+
+
+def driver_names(attributes: Mapping[str, AttributeValue]) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a call that can drive an anomaly: made once per settlement, whatever
+    the number of its budgets."""
+    names = []
+    for key in DRIVER_KEYS:
+        value = attributes.get(key)
+        if value is not None:
+            # A list value (AttributeValue allows one) cannot be a key; its text can.
+            names.append((key, value if type(value) is str else str(value)))
+    return names
 
 
 def band(history: Sequence[tuple[float, float | None]], sensitivity: float = SENSITIVITY) -> _Band | None:
@@ -215,13 +222,14 @@ class AnomalySignal:
         now = self._clock()
         bucket = int(now // BUCKET_SECONDS) * BUCKET_SECONDS
         usd = amount / PICODOLLARS_PER_USD  # the correctly rounded quotient, as float(Decimal) is
+        drivers = driver_names(attributes)
         for charge in charges:
-            found = self._observe(charge, bucket, usd, attributes)
+            found = self._observe(charge, bucket, usd, drivers)
             if found is not None:
                 self._report(charge, *found, span=span)
 
     def _observe(
-        self, charge: Charge, bucket: int, usd: float, attributes: Mapping[str, AttributeValue]
+        self, charge: Charge, bucket: int, usd: float, drivers: Sequence[tuple[str, str]]
     ) -> tuple[_Group, _Band] | None:
         key = (charge.budget.name, charge.group)
         with self._lock:
@@ -235,7 +243,7 @@ class AnomalySignal:
                 return None  # a late settlement of an interval already closed
             if bucket > group.bucket:
                 group.roll(bucket)
-            group.add(usd, attributes)
+            group.add(usd, drivers)
             current = group.band
             if current is None or group.fired or group.spent <= current.threshold:
                 return None

@@ -108,10 +108,17 @@ class _Shape:
         self.first_seen = 1.0
 
     def saw(self, fraction: float, spent: float) -> None:
-        self.first_seen = min(self.first_seen, fraction)
-        index = min(max(int(fraction * SHAPE_POINTS) + 1, 0), SHAPE_POINTS)
+        # Comparisons rather than min() and max(): this runs for every budget of every settlement.
+        if fraction < self.first_seen:  # noqa: PLR1730
+            self.first_seen = fraction
+        index = int(fraction * SHAPE_POINTS) + 1
+        if index > SHAPE_POINTS:
+            index = SHAPE_POINTS
+        elif index < 0:
+            index = 0
         points = self.points
-        points[index] = max(points[index], spent)
+        if spent > points[index]:  # noqa: PLR1730
+            points[index] = spent
 
     def completed(self) -> _Shape:
         """The shape with the spend at each point: the largest seen at or before it."""
@@ -257,22 +264,30 @@ class ForecastSignal:
         self, budget: str, group: str, window: WindowSpan, now: float, spent: float
     ) -> _Shape | None:
         key = (budget, group)
-        length = (window.end or now) - window.start
+        start = window.start
+        fraction = (now - start) / ((window.end or now) - start)
         with self._lock:
-            shape = self._current.get(key)
-            if shape is None or shape.window_start != window.start:
-                # A window seen from its first quarter on gives the shape for the next one.
-                if shape is not None and shape.window_start < window.start and shape.first_seen <= 0.25:
-                    self._previous[key] = shape.completed()
-                    if len(self._previous) > MAX_SHAPES:
-                        self._previous.popitem(last=False)
-                shape = _Shape(window.start)
-                self._current[key] = shape
-                if len(self._current) > MAX_SHAPES:
-                    self._current.popitem(last=False)
-            self._current.move_to_end(key)
-            shape.saw((now - window.start) / length, spent)
+            current = self._current
+            shape = current.get(key)
+            if shape is None or shape.window_start != start:
+                shape = self._start_shape(key, start, shape)
+            else:
+                current.move_to_end(key)
+            shape.saw(fraction, spent)
             return self._previous.get(key)
+
+    def _start_shape(self, key: tuple[str, str], start: int, shape: _Shape | None) -> _Shape:
+        # A window seen from its first quarter on gives the shape for the next one.
+        if shape is not None and shape.window_start < start and shape.first_seen <= 0.25:
+            self._previous[key] = shape.completed()
+            if len(self._previous) > MAX_SHAPES:
+                self._previous.popitem(last=False)
+        shape = _Shape(start)
+        self._current[key] = shape
+        self._current.move_to_end(key)
+        if len(self._current) > MAX_SHAPES:
+            self._current.popitem(last=False)
+        return shape
 
     def _first_warning(self, budget: str, group: str, window_start: int) -> bool:
         key = (budget, group, window_start)
