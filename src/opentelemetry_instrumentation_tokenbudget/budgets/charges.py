@@ -77,8 +77,8 @@ class ChargeBook:
             if not budget.matches(attributes):
                 continue
             window = budget.window.span_at(now)
-            values = tuple([attributes.get(key) for key in budget.group_by])
-            if not all(value is None or type(value) is str for value in values):
+            values = tuple([attributes.get(key) for key in budget.group_by]) if budget.group_by else ()
+            if not _cacheable(values):
                 group = self._group(budget, window, attributes)
                 charges.append(Charge(budget, group, window, ledger_key(budget, group, window)))
                 continue
@@ -98,6 +98,14 @@ class ChargeBook:
     def _group(self, budget: Budget, window: WindowSpan, attributes: Mapping[str, AttributeValue]) -> str:
         group = budget.group_of(attributes)
         return group if self._cap is None else self._cap.group(budget, window.start, group)
+
+
+def _cacheable(values: tuple[AttributeValue | None, ...]) -> bool:
+    # A loop rather than all() over a generator, which costs more than the few checks it would make.
+    for value in values:  # noqa: SIM110
+        if value is not None and type(value) is not str:
+            return False
+    return True
 
 
 def ledger_key(budget: Budget, group: str, window: WindowSpan) -> LedgerKey:

@@ -18,10 +18,13 @@ from typing import Protocol
 
 from ..pricing import PICODOLLARS_PER_USD
 
+_PICODOLLARS_PER_USD = Decimal(PICODOLLARS_PER_USD)
+"""A Decimal, so that each conversion does not turn the int into one again."""
+
 
 def usd_to_picodollars(amount: Decimal) -> int:
     """Round up, so that what the ledger holds is never less than what was spent."""
-    return int((amount * PICODOLLARS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+    return int((amount * _PICODOLLARS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
 
 
 def picodollars_to_usd(amount: int) -> Decimal:
