@@ -22,7 +22,7 @@ import enum
 import ipaddress
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
@@ -96,6 +96,15 @@ class PriceRoute:
     kind: RouteKind
     price_provider: str | None = None
     """genai-prices' provider id, for `RouteKind.PROVIDER`."""
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Made once: a route is part of the price cache's key, looked up twice per call, and the hash of
+    the enum and the fields would be computed in Python each time."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind.value, self.price_provider)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
