@@ -3,11 +3,13 @@ call: figures that load on the machine does not move.
 
 Budgets (the default): the calls of `budgets.py` (the OpenAI SDK against the fake provider,
 instrumented with an SDK tracer and meter provider) run under valgrind's callgrind, first without
-budgets and then with its two
-budgets in the memory store, in one process. Callgrind instruments nothing until the calls are
-warmed; then, for each half, its counters are zeroed, instrumentation is switched on for exactly the
-measured calls, and the counts are dumped. The figures are instructions per call (callgrind's `Ir`)
-of each half and their difference: what the budgets add.
+budgets and then with its two budgets in each store (memory, a SQLite file, a throwaway redis-server
+on loopback), in one process. Callgrind instruments nothing until the calls are warmed; then, for
+each part, its counters are zeroed, instrumentation is switched on for exactly the measured calls,
+and the counts are dumped. The figures are instructions per call (callgrind's `Ir`) of each part and
+what each store's budgets add to the calls without budgets. They count this process only: SQLite's
+own work (it runs in the process) but not the kernel's writes, and redis-py's side of a round trip
+but not the wait for the server, which `budgets.py` times.
 
     python benchmarks/instructions.py [--calls 200] [--json benchmarks/results/instructions.json]
 
@@ -43,13 +45,14 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-HALVES = ("no budgets", "memory")
+HALVES = ("no budgets", "memory", "sqlite", "redis")
 FLOOR_ROWS = ("bare", "sdk-floor", "ours")
 FLOOR_SCENARIOS = ("openai chat", "anthropic messages")  # harness.OPENAI_CHAT, harness.ANTHROPIC_MESSAGES
 
 
-def child(calls: int) -> None:
-    """Inside callgrind: warm each half, then measure `calls` calls with instrumentation on."""
+def child(calls: int, stores: dict[str, str]) -> None:
+    """Inside callgrind: warm each part, then measure `calls` calls with instrumentation on; `stores`
+    gives the URL of each store's part."""
     sys.path.insert(0, str(HERE))
     from budgets import BUDGETS, MESSAGES, _client
     from opentelemetry.sdk.metrics import MeterProvider
@@ -69,7 +72,7 @@ def child(calls: int) -> None:
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
         meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-        options: dict[str, Any] = {"budgets": BUDGETS, "store": "memory"} if half == "memory" else {}
+        options: dict[str, Any] = {"budgets": BUDGETS, "store": stores[half]} if half in stores else {}
         instrumentor = TokenBudgetInstrumentor()
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
         with cost_attributes(user="u-42", feature="bench"):
@@ -251,14 +254,21 @@ def measure_ledger(calls: int) -> dict[str, Any]:
 
 
 def measure(calls: int) -> dict[str, Any]:
-    totals = _callgrind(calls, "--child")
+    sys.path.insert(0, str(HERE.parent))
+    from tests.redis_server import running_redis_server
+
+    with tempfile.TemporaryDirectory() as directory, running_redis_server() as server:
+        sqlite_url = f"sqlite:///{Path(directory) / 'spend.db'}"
+        totals = _callgrind(calls, "--child", "--sqlite", sqlite_url, "--redis", server.url)
     if not set(HALVES) <= set(totals):
         raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {list(HALVES)}")
     per_call = {half: round(totals[half] / calls) for half in HALVES}
+    adds = {half: per_call[half] - per_call["no budgets"] for half in HALVES[1:]}
     return {
         "calls": calls,
         "instructions_per_call": per_call,
-        "budgets_add_per_call": per_call["memory"] - per_call["no budgets"],
+        "budgets_add_per_call": adds["memory"],
+        "budgets_add_per_call_by_store": adds,
     }
 
 
@@ -271,11 +281,13 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="ours and sdk-floor against the bare SDK")
     parser.add_argument("--ledger", action="store_true", help="the spend ledger off and on")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sqlite", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--redis", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child-ledger", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
-        child(options.calls)
+        child(options.calls, {"memory": "memory", "sqlite": options.sqlite, "redis": options.redis})
         return
     if options.child_floor:
         child_floor(options.calls)

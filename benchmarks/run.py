@@ -453,10 +453,11 @@ def _instruction_lines(document: dict[str, Any]) -> list[str]:
     instructions = document.get("instructions")
     if instructions:
         counted = instructions["instructions_per_call"]
-        lines.append(
-            f"budgets, instructions per call: no budgets {counted['no budgets']:,}, memory"
-            f" {counted['memory']:,} (+{instructions['budgets_add_per_call']:,})"
+        by_store = instructions.get(
+            "budgets_add_per_call_by_store", {"memory": instructions["budgets_add_per_call"]}
         )
+        stores = ", ".join(f"{store} {counted[store]:,} (+{added:,})" for store, added in by_store.items())
+        lines.append(f"budgets, instructions per call: no budgets {counted['no budgets']:,}, {stores}")
     floor_counts = document.get("instructions_floor")
     for scenario, figures in (floor_counts or {}).get("scenarios", {}).items():
         counted = figures["instructions_per_call"]
