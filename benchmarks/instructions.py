@@ -28,6 +28,15 @@ insert), by itself; the writer's own timer is held off meanwhile so that each fi
 
     python benchmarks/instructions.py --ledger [--calls 200] [--json FILE]
 
+Breakdown (`--breakdown`): where the memory store's budgets spend their instructions. The same calls
+with the budgets' parts switched off one after another, each step's difference being that part's
+share: the forecast and anomaly signals, the threshold checks, the estimate (a constant instead), and
+the store (one that answers without keeping anything). What is left over the calls without budgets is
+the guard itself: matching budgets to the call, the reservation's bookkeeping, the output percentiles.
+A part switched off also allocates less, so its share includes the garbage collections it caused.
+
+    python benchmarks/instructions.py --breakdown [--calls 200] [--json FILE]
+
 Needs `valgrind` (with `callgrind_control`) on PATH; takes minutes, since every instruction of the
 measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatable. Part of
 `./run bench` (`--only instructions`).
@@ -36,6 +45,8 @@ measured calls is simulated. `PYTHONHASHSEED=0` is set so that runs are repeatab
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import os
 import re
 import subprocess
@@ -89,6 +100,95 @@ def child(calls: int, stores: dict[str, str]) -> None:
             "gen_ai.usage.cost.amount" not in (s.attributes or {}) for s in spans
         ):
             raise SystemExit(f"{half}: expected {calls + 30} priced spans, got {len(spans)}")
+        instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+
+# Each step switches one more part off (`_switch_off`); its share is the step's difference.
+BREAKDOWN_STEPS = (
+    ("no budgets", ""),
+    ("budgets", ""),
+    ("forecast and anomaly signals", "signals"),
+    ("threshold checks", "thresholds"),
+    ("estimate", "estimate"),
+    ("memory store", "store"),
+)
+
+
+class _ForgetfulStore:
+    """A store that admits everything and keeps nothing: the store's share, taken out."""
+
+    def reserve(self, keys: Any, amount: int) -> Any:
+        from opentelemetry_instrumentation_tokenbudget.budgets.store import Balance, ReserveOutcome
+
+        return ReserveOutcome(balances=tuple(Balance(0, 0) for _ in keys), refused_by=None)
+
+    def settle(self, keys: Any, reserved: int, actual: int) -> Any:
+        from opentelemetry_instrumentation_tokenbudget.budgets.store import Balance
+
+        return tuple(Balance(0, 0) for _ in keys)
+
+    def release(self, keys: Any, reserved: int) -> None:
+        return None
+
+
+def _switch_off(guard: Any, part: str) -> None:
+    if part == "signals":
+        guard.settle_listeners.clear()
+    elif part == "thresholds":
+        guard._notifier.after_settle = lambda *arguments: None
+    elif part == "estimate":
+        guard._estimate = lambda request: 1_000_000
+    elif part == "store":
+        guard.store = _ForgetfulStore()
+
+
+def child_breakdown(calls: int) -> None:
+    """Inside callgrind: the calls without budgets, then with the memory store's budgets and one more
+    of their parts switched off at each step."""
+    sys.path.insert(0, str(HERE))
+    from budgets import BUDGETS, MESSAGES, _client
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
+
+    def control(*arguments: str) -> None:
+        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+
+    client = _client()
+    switched_off: list[str] = []
+    for step, part in BREAKDOWN_STEPS:
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        options: dict[str, Any] = {} if step == "no budgets" else {"budgets": BUDGETS, "store": "memory"}
+        instrumentor = TokenBudgetInstrumentor()
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
+        if part:
+            switched_off.append(part)
+        guard = instrumentor._runtime.guard.budgets  # the ScopedGuard's BudgetGuard
+        for off in switched_off:
+            _switch_off(guard, off)
+        with cost_attributes(user="u-42", feature="bench"):
+            for _ in range(30):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+            # Every step from the same collector state, with what exists already out of its reach: a
+            # full collection, which walks every object of the process, falling in one step and not
+            # in another would be that step's share many times over.
+            gc.collect()
+            gc.freeze()
+            control("--zero")
+            control("--instr=on")
+            for _ in range(calls):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+            control("--instr=off")
+            control(f"--dump={step}")
+            gc.unfreeze()
         instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
@@ -253,6 +353,22 @@ def measure_ledger(calls: int) -> dict[str, Any]:
     }
 
 
+def measure_breakdown(calls: int) -> dict[str, Any]:
+    totals = _callgrind(calls, "--child-breakdown")
+    steps = [step for step, _ in BREAKDOWN_STEPS]
+    if not set(steps) <= set(totals):
+        raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {steps}")
+    per_call = {step: round(totals[step] / calls) for step in steps}
+    shares = {step: per_call[before] - per_call[step] for before, step in itertools.pairwise(steps[1:])}
+    shares["the guard itself (what is left)"] = per_call[steps[-1]] - per_call["no budgets"]
+    return {
+        "calls": calls,
+        "instructions_per_call": per_call,
+        "budgets_add_per_call": per_call["budgets"] - per_call["no budgets"],
+        "share_per_call": shares,
+    }
+
+
 def measure(calls: int) -> dict[str, Any]:
     sys.path.insert(0, str(HERE.parent))
     from tests.redis_server import running_redis_server
@@ -284,7 +400,9 @@ def main() -> None:
     parser.add_argument("--sqlite", default="", help=argparse.SUPPRESS)
     parser.add_argument("--redis", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child-ledger", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown", action="store_true", help="where the budgets' instructions go")
     parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-breakdown", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         child(options.calls, {"memory": "memory", "sqlite": options.sqlite, "redis": options.redis})
@@ -295,6 +413,9 @@ def main() -> None:
     if options.child_ledger:
         child_ledger(options.calls)
         return
+    if options.child_breakdown:
+        child_breakdown(options.calls)
+        return
     sys.path.insert(0, str(HERE))
     from report import report
 
@@ -302,6 +423,8 @@ def main() -> None:
         result = measure_floor(options.calls)
     elif options.ledger:
         result = measure_ledger(options.calls)
+    elif options.breakdown:
+        result = measure_breakdown(options.calls)
     else:
         result = measure(options.calls)
     report(result, options.json)
