@@ -92,11 +92,30 @@ def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
         for name, url in stores.items():
             per_round[name].append(_instrumented(calls, client, budgets=BUDGETS, store=url))
     baseline = statistics.median(per_round["no budgets"])
-    results: dict[str, Any] = {"rounds": rounds, "calls_per_round": calls, "per_call_us": {}, "ratio": {}}
+    results: dict[str, Any] = {
+        "rounds": rounds,
+        "calls_per_round": calls,
+        "per_call_us": {},
+        "ratio": {},
+        "added_us": {},
+    }
     for name, seconds in per_round.items():
         median = statistics.median(seconds)
         results["per_call_us"][name] = round(median * 1e6, 1)
         results["ratio"][name] = round(median / baseline, 3)
+    for name in stores:
+        # Each round's own difference: the machine's drift between rounds cancels out of it, and its
+        # spread says how far one run's figure can be trusted.
+        added = [
+            (with_budgets - without) * 1e6
+            for with_budgets, without in zip(per_round[name], per_round["no budgets"], strict=True)
+        ]
+        quartiles = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
+        results["added_us"][name] = {
+            "median": round(statistics.median(added), 1),
+            "p25": round(quartiles[0], 1),
+            "p75": round(quartiles[2], 1),
+        }
     return results
 
 
