@@ -109,6 +109,13 @@ def caller(calls: int, rounds: int = 9) -> dict[str, Any]:
         result[f"{clock}_added_us_per_call"] = round(on - off, 2)
     result["rounds_wall_us_off"] = [round(v, 1) for v in medians["off"]["wall"]]
     result["rounds_wall_us_on"] = [round(v, 1) for v in medians["on"]["wall"]]
+    # Each round's own difference of the caller's CPU (on minus off, run one after the other): the
+    # middle half of them says how far the median difference above can be trusted on this machine.
+    added = [
+        on - off for off, on in zip(medians["off"]["caller_cpu"], medians["on"]["caller_cpu"], strict=True)
+    ]
+    quartiles = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
+    result["caller_cpu_added_us_p25_p75"] = [round(quartiles[0], 2), round(quartiles[2], 2)]
     return result
 
 

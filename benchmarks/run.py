@@ -290,6 +290,9 @@ def summary() -> dict[str, Any]:
         floor["import ms on top of the OTel API"] = startup["import"].get("instrumentation_base_ms")
     if ledger:
         measured["ledger: caller's thread us per call"] = ledger["caller"]["caller_cpu_added_us_per_call"]
+        if "caller_cpu_added_us_p25_p75" in ledger["caller"]:
+            low, high = ledger["caller"]["caller_cpu_added_us_p25_p75"]
+            spreads["ledger: caller's thread us per call"] = (low, high)
         reports = [value for name, value in ledger["commands"].items() if name.startswith("report_")]
         measured["ledger: report of 1M calls, s"] = max(reports)
         measured["ledger: export focus of 1M calls, s"] = ledger["commands"]["export_focus_s"]
@@ -449,6 +452,11 @@ def _ledger_lines(document: dict[str, Any]) -> list[str]:
             f" process CPU {caller['process_cpu_added_us_per_call']}, wall {caller['wall_added_us_per_call']}"
             f" (of {caller['wall_us_per_call_off']})"
         )
+        spread = caller.get("caller_cpu_added_us_p25_p75")
+        if spread:
+            lines[-1] += (
+                f"; the caller's thread, the rounds' own differences p25 to p75: {spread[0]} to {spread[1]}"
+            )
         lines.append(
             f"ledger of {commands['rows']:,} calls, s: report by model {commands['report_by_model_s']},"
             f" by feature {commands['report_by_feature_s']},"
