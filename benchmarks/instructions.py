@@ -52,6 +52,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,34 @@ FLOOR_ROWS = ("bare", "sdk-floor", "ours")
 FLOOR_SCENARIOS = ("openai chat", "anthropic messages")  # harness.OPENAI_CHAT, harness.ANTHROPIC_MESSAGES
 
 
-def child(calls: int, stores: dict[str, str]) -> None:
-    """Inside callgrind: warm each part, then measure `calls` calls with instrumentation on; `stores`
-    gives the URL of each store's part."""
-    sys.path.insert(0, str(HERE))
-    from budgets import BUDGETS, MESSAGES, _client
+def _control(*arguments: str) -> None:
+    """Tells callgrind, which runs this process, to zero, switch on or off, or dump its counters."""
+    subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+
+
+def _counted(call: Callable[[], object], times: int, dump: str) -> None:
+    """`times` calls of `call`, and nothing else, counted and dumped under the name `dump`."""
+    _control("--zero")
+    _control("--instr=on")
+    for _ in range(times):
+        call()
+    _control("--instr=off")
+    _control(f"--dump={dump}")
+
+
+def _budget_calls(
+    client: Any,
+    calls: int,
+    dump: str,
+    options: dict[str, Any],
+    *,
+    prepare: Callable[[Any], None] | None = None,
+    frozen: bool = False,
+) -> None:
+    """The calls of `budgets.py` made with `client`, instrumented with `options`, warmed and then
+    counted under `dump`; `prepare` is given the instrumentor first. `frozen`: counted from a full
+    collection, with what exists already out of the collector's reach."""
+    from budgets import MESSAGES
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -74,35 +98,44 @@ def child(calls: int, stores: dict[str, str]) -> None:
 
     from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
 
-    def control(*arguments: str) -> None:
-        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentor = TokenBudgetInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
+    if prepare is not None:
+        prepare(instrumentor)
+
+    def call() -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+
+    with cost_attributes(user="u-42", feature="bench"):
+        for _ in range(30):  # price data, the store's first window, the SDK's lazy imports
+            call()
+        if frozen:
+            gc.collect()
+            gc.freeze()
+        _counted(call, calls, dump)
+        if frozen:
+            gc.unfreeze()
+    spans = exporter.get_finished_spans()
+    if len(spans) != calls + 30 or any("gen_ai.usage.cost.amount" not in (s.attributes or {}) for s in spans):
+        raise SystemExit(f"{dump}: expected {calls + 30} priced spans, got {len(spans)}")
+    instrumentor.uninstrument()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def child(calls: int, stores: dict[str, str]) -> None:
+    """Inside callgrind: warm each part, then measure `calls` calls with instrumentation on; `stores`
+    gives the URL of each store's part."""
+    from budgets import BUDGETS, _client
 
     client = _client()
     for half in HALVES:
-        exporter = InMemorySpanExporter()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         options: dict[str, Any] = {"budgets": BUDGETS, "store": stores[half]} if half in stores else {}
-        instrumentor = TokenBudgetInstrumentor()
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
-        with cost_attributes(user="u-42", feature="bench"):
-            for _ in range(30):  # price data, the store's first window, the SDK's lazy imports
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-            control("--zero")
-            control("--instr=on")
-            for _ in range(calls):
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-            control("--instr=off")
-            control(f"--dump={half}")
-        spans = exporter.get_finished_spans()
-        if len(spans) != calls + 30 or any(
-            "gen_ai.usage.cost.amount" not in (s.attributes or {}) for s in spans
-        ):
-            raise SystemExit(f"{half}: expected {calls + 30} priced spans, got {len(spans)}")
-        instrumentor.uninstrument()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
+        _budget_calls(client, calls, half, options)
 
 
 # Each step switches one more part off (`_switch_off`); its share is the step's difference.
@@ -147,51 +180,23 @@ def _switch_off(guard: Any, part: str) -> None:
 def child_breakdown(calls: int) -> None:
     """Inside callgrind: the calls without budgets, then with the memory store's budgets and one more
     of their parts switched off at each step."""
-    sys.path.insert(0, str(HERE))
-    from budgets import BUDGETS, MESSAGES, _client
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
-
-    def control(*arguments: str) -> None:
-        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
+    from budgets import BUDGETS, _client
 
     client = _client()
     switched_off: list[str] = []
+
+    def switch_off(instrumentor: Any) -> None:
+        guard = instrumentor._runtime.guard.budgets  # the ScopedGuard's BudgetGuard (None without budgets)
+        for part in switched_off:
+            _switch_off(guard, part)
+
     for step, part in BREAKDOWN_STEPS:
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-        options: dict[str, Any] = {} if step == "no budgets" else {"budgets": BUDGETS, "store": "memory"}
-        instrumentor = TokenBudgetInstrumentor()
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
         if part:
             switched_off.append(part)
-        guard = instrumentor._runtime.guard.budgets  # the ScopedGuard's BudgetGuard
-        for off in switched_off:
-            _switch_off(guard, off)
-        with cost_attributes(user="u-42", feature="bench"):
-            for _ in range(30):
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-            # Every step from the same collector state, with what exists already out of its reach: a
-            # full collection, which walks every object of the process, falling in one step and not
-            # in another would be that step's share many times over.
-            gc.collect()
-            gc.freeze()
-            control("--zero")
-            control("--instr=on")
-            for _ in range(calls):
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-            control("--instr=off")
-            control(f"--dump={step}")
-            gc.unfreeze()
-        instrumentor.uninstrument()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
+        options: dict[str, Any] = {} if step == "no budgets" else {"budgets": BUDGETS, "store": "memory"}
+        # Every step from the same collector state: a full collection, which walks every object of the
+        # process, falling in one step and not in another would be that step's share many times over.
+        _budget_calls(client, calls, step, options, prepare=switch_off, frozen=True)
 
 
 LEDGER_DUMPS = ("ledger off", "ledger on: caller", "ledger on: writer")
@@ -199,7 +204,6 @@ LEDGER_DUMPS = ("ledger off", "ledger on: caller", "ledger on: writer")
 
 def child_ledger(calls: int) -> None:
     """Inside callgrind: the calls with the ledger off, then on (the calls, then the writer's flush)."""
-    sys.path.insert(0, str(HERE))
     from budgets import MESSAGES, _client
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -209,9 +213,6 @@ def child_ledger(calls: int) -> None:
 
     from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
     from opentelemetry_instrumentation_tokenbudget.ledger import writer as ledger_writer
-
-    def control(*arguments: str) -> None:
-        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
 
     # The writer thread's timer, held off: its flush is measured apart, called from here.
     ledger_writer.FLUSH_INTERVAL_S = 3600.0  # type: ignore[misc]
@@ -232,18 +233,15 @@ def child_ledger(calls: int) -> None:
                     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
                 if writer is not None:
                     writer.flush()
-                control("--zero")
-                control("--instr=on")
-                for _ in range(calls):
-                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-                control("--instr=off")
-                control(f"--dump=ledger {half}" + (": caller" if writer is not None else ""))
+                _counted(
+                    lambda: client.chat.completions.create(
+                        model="gpt-4o-mini", messages=MESSAGES, max_tokens=20
+                    ),
+                    calls,
+                    f"ledger {half}" + (": caller" if writer is not None else ""),
+                )
                 if writer is not None:
-                    control("--zero")
-                    control("--instr=on")
-                    writer.flush()
-                    control("--instr=off")
-                    control("--dump=ledger on: writer")
+                    _counted(writer.flush, 1, "ledger on: writer")
                     if writer.written != calls + 30:
                         raise SystemExit(f"ledger: {writer.written} rows written, expected {calls + 30}")
             instrumentor.uninstrument()
@@ -253,15 +251,11 @@ def child_ledger(calls: int) -> None:
 
 def child_floor(calls: int) -> None:
     """Inside callgrind: each scenario bare, under sdk-floor and under ours, `calls` calls each."""
-    sys.path.insert(0, str(HERE))
     import harness
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    def control(*arguments: str) -> None:
-        subprocess.run(["callgrind_control", *arguments, str(os.getpid())], check=True, capture_output=True)
 
     every = harness.scenarios()
     for scenario in FLOOR_SCENARIOS:
@@ -276,12 +270,7 @@ def child_floor(calls: int) -> None:
                 instrumentor.instrument(harness.Telemetry(tracer_provider, meter_provider, exporter))
             for _ in range(30):
                 call()
-            control("--zero")
-            control("--instr=on")
-            for _ in range(calls):
-                call()
-            control("--instr=off")
-            control(f"--dump={scenario}: {row}")
+            _counted(call, calls, f"{scenario}: {row}")
             spans, _, with_cost = exporter.take()
             expected = 0 if instrumentor is None else calls + 30
             if spans != expected or with_cost != expected:
@@ -404,6 +393,8 @@ def main() -> None:
     parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-breakdown", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    # budgets.py, harness.py and report.py, which every mode imports (each child runs main too).
+    sys.path.insert(0, str(HERE))
     if options.child:
         child(options.calls, {"memory": "memory", "sqlite": options.sqlite, "redis": options.redis})
         return
@@ -416,7 +407,6 @@ def main() -> None:
     if options.child_breakdown:
         child_breakdown(options.calls)
         return
-    sys.path.insert(0, str(HERE))
     from report import report
 
     if options.floor:
