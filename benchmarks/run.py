@@ -290,9 +290,8 @@ def summary() -> dict[str, Any]:
         floor["import ms on top of the OTel API"] = startup["import"].get("instrumentation_base_ms")
     if ledger:
         measured["ledger: caller's thread us per call"] = ledger["caller"]["caller_cpu_added_us_per_call"]
-        if "caller_cpu_added_us_p25_p75" in ledger["caller"]:
-            low, high = ledger["caller"]["caller_cpu_added_us_p25_p75"]
-            spreads["ledger: caller's thread us per call"] = (low, high)
+        low, high = ledger["caller"]["caller_cpu_added_us_p25_p75"]
+        spreads["ledger: caller's thread us per call"] = (low, high)
         reports = [value for name, value in ledger["commands"].items() if name.startswith("report_")]
         measured["ledger: report of 1M calls, s"] = max(reports)
         measured["ledger: export focus of 1M calls, s"] = ledger["commands"]["export_focus_s"]
@@ -328,31 +327,20 @@ def _budget_measures(
 ) -> tuple[dict[str, float | None], dict[str, tuple[float, float]]]:
     """Budget enforcement per call (with the budgets minus without, the median of the rounds' own
     differences), redis beyond its round trips, and each one's spread over the rounds (p25, p75)."""
-    per_call = budgets["per_call_us"]
-    paired = budgets.get("added_us", {})
+    added = budgets["added_us"]
     measures: dict[str, float | None] = {}
     spreads: dict[str, tuple[float, float]] = {}
     for store in ("memory", "sqlite"):
         name = f"budgets {store} us per call"
-        if store in paired:
-            measures[name] = paired[store]["median"]
-            spreads[name] = (paired[store]["p25"], paired[store]["p75"])
-        elif store in per_call:  # results of before the rounds' differences were kept
-            measures[name] = round(per_call[store] - per_call["no budgets"], 1)
-    trips = budgets.get("redis")
-    if trips is not None:
-        measures["redis round trips per call"] = trips["round_trips_per_call"]
-        if "round_trip_us" in trips and "redis" in per_call:
-            name = "redis us per call over round trips"
-            own = trips["round_trips_per_call"] * trips["round_trip_us"]
-            if "redis" in paired:
-                measures[name] = round(paired["redis"]["median"] - own, 1)
-                spreads[name] = (
-                    round(paired["redis"]["p25"] - own, 1),
-                    round(paired["redis"]["p75"] - own, 1),
-                )
-            else:
-                measures[name] = round(per_call["redis"] - per_call["no budgets"] - own, 1)
+        measures[name] = added[store]["median"]
+        spreads[name] = (added[store]["p25"], added[store]["p75"])
+    trips = budgets["redis"]
+    measures["redis round trips per call"] = trips["round_trips_per_call"]
+    # Beyond the round trips' own time (PINGs on the same loopback).
+    own = trips["round_trips_per_call"] * trips["round_trip_us"]
+    name = "redis us per call over round trips"
+    measures[name] = round(added["redis"]["median"] - own, 1)
+    spreads[name] = (round(added["redis"]["p25"] - own, 1), round(added["redis"]["p75"] - own, 1))
     return measures, spreads
 
 
@@ -452,11 +440,10 @@ def _ledger_lines(document: dict[str, Any]) -> list[str]:
             f" process CPU {caller['process_cpu_added_us_per_call']}, wall {caller['wall_added_us_per_call']}"
             f" (of {caller['wall_us_per_call_off']})"
         )
-        spread = caller.get("caller_cpu_added_us_p25_p75")
-        if spread:
-            lines[-1] += (
-                f"; the caller's thread, the rounds' own differences p25 to p75: {spread[0]} to {spread[1]}"
-            )
+        spread = caller["caller_cpu_added_us_p25_p75"]
+        lines[-1] += (
+            f"; the caller's thread, the rounds' own differences p25 to p75: {spread[0]} to {spread[1]}"
+        )
         lines.append(
             f"ledger of {commands['rows']:,} calls, s: report by model {commands['report_by_model_s']},"
             f" by feature {commands['report_by_feature_s']},"
@@ -483,15 +470,13 @@ def _budget_lines(document: dict[str, Any]) -> list[str]:
         return []
     per_call = budgets["per_call_us"]
     lines = ["budgets, us per call: " + ", ".join(f"{name} {value}" for name, value in per_call.items())]
-    paired = budgets.get("added_us")
-    if paired:
-        lines.append(
-            "budgets, added us per call (median of the rounds' own differences, p25 to p75): "
-            + ", ".join(
-                f"{name} {added['median']} ({added['p25']} to {added['p75']})"
-                for name, added in paired.items()
-            )
+    lines.append(
+        "budgets, added us per call (median of the rounds' own differences, p25 to p75): "
+        + ", ".join(
+            f"{name} {added['median']} ({added['p25']} to {added['p75']})"
+            for name, added in budgets["added_us"].items()
         )
+    )
     return lines
 
 
@@ -500,9 +485,7 @@ def _instruction_lines(document: dict[str, Any]) -> list[str]:
     instructions = document.get("instructions")
     if instructions:
         counted = instructions["instructions_per_call"]
-        by_store = instructions.get(
-            "budgets_add_per_call_by_store", {"memory": instructions["budgets_add_per_call"]}
-        )
+        by_store = instructions["budgets_add_per_call_by_store"]
         stores = ", ".join(f"{store} {counted[store]:,} (+{added:,})" for store, added in by_store.items())
         lines.append(f"budgets, instructions per call: no budgets {counted['no budgets']:,}, {stores}")
     floor_counts = document.get("instructions_floor")
