@@ -42,7 +42,7 @@ from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrum
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from report import report
+from report import quartiles, report
 from tests.redis_server import running_redis_server
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
@@ -110,12 +110,8 @@ def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
             (with_budgets - without) * 1e6
             for with_budgets, without in zip(per_round[name], per_round["no budgets"], strict=True)
         ]
-        quartiles = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
-        results["added_us"][name] = {
-            "median": round(statistics.median(added), 1),
-            "p25": round(quartiles[0], 1),
-            "p75": round(quartiles[2], 1),
-        }
+        low, median, high = quartiles(added)
+        results["added_us"][name] = {"median": round(median, 1), "p25": round(low, 1), "p75": round(high, 1)}
     return results
 
 

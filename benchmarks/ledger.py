@@ -36,7 +36,7 @@ from openai.types.chat import ChatCompletion
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from report import report
+from report import quartiles, report
 
 from opentelemetry_instrumentation_tokenbudget import TokenBudgetInstrumentor, cost_attributes
 from opentelemetry_instrumentation_tokenbudget.cli.main import main as tokenbudget
@@ -114,8 +114,8 @@ def caller(calls: int, rounds: int = 9) -> dict[str, Any]:
     added = [
         on - off for off, on in zip(medians["off"]["caller_cpu"], medians["on"]["caller_cpu"], strict=True)
     ]
-    quartiles = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
-    result["caller_cpu_added_us_p25_p75"] = [round(quartiles[0], 2), round(quartiles[2], 2)]
+    low, _, high = quartiles(added)
+    result["caller_cpu_added_us_p25_p75"] = [round(low, 2), round(high, 2)]
     return result
 
 
