@@ -141,9 +141,7 @@ def test_children_forked_mid_call_make_and_count_their_own_calls(
     exit_codes = [_run(pid, write_end) for pid, write_end in children]
     assert errors == []
     assert exit_codes == [0, 0, 0]
-    if store_url.startswith("redis"):
-        # SQLite: under a loaded machine one child's calls were seen missing from the shared file
-        # (5 calls and its foreign span); not yet explained, so only Redis is held to the sum here.
+    if store_url != "memory":  # a memory store is each process's own
         # The children wrote to the shared store: their calls and the foreign spans are in it, with
         # the parent's, and nothing is left reserved.
         store = open_store(store_url)
@@ -157,7 +155,10 @@ def test_children_forked_mid_call_make_and_count_their_own_calls(
 def test_a_lock_held_by_another_thread_at_the_fork_is_free_in_the_child(
     *, instrument: Any, store_url: str
 ) -> None:
-    # Deterministic: a thread of the parent holds the store's lock while the process forks.
+    # Deterministic: a thread of the parent holds the store's lock while the process forks. The SQLite
+    # store's fork waits for it instead (its lock guards every use of SQLite, whose own mutexes a fork
+    # mid-transaction would copy held): there the holder lets go after a moment.
+    sqlite = store_url.startswith("sqlite")
     store: SpendStore = open_store(store_url)
     instrument(budgets=[Budget("shared", "1")], store=store)
     # The Redis store has no lock of its own; its client's pool has, taken on every command.
@@ -173,10 +174,19 @@ def test_a_lock_held_by_another_thread_at_the_fork_is_free_in_the_child(
     holder = threading.Thread(target=hold)
     holder.start()
     held.wait(10)
+    if sqlite:
+        threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
     try:
-        code = _run(*_fork(lambda: ask(client_for(FakeProvider())) is not None))
+        child = _fork(lambda: ask(client_for(FakeProvider())) is not None)
+        forked_after = time.monotonic() - started
+        code = _run(*child)
     finally:
         release.set()
         holder.join(10)
         store.close()
     assert code == 0
+    if sqlite:
+        assert forked_after >= 0.5
+    else:
+        assert forked_after < 0.5

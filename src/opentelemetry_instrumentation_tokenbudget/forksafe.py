@@ -55,3 +55,35 @@ def renew_locks_after_fork(owner: object, *names: str) -> None:
                 setattr(target, name, threading.Lock())
 
     _register(renew)
+
+
+def hold_lock_across_fork(owner: object, name: str) -> None:
+    """Take `owner`'s lock `name` before every fork from now on, and release it after in the parent; in
+    the child, a new lock. For a lock that guards every use of a SQLite connection: a fork while another
+    thread is inside SQLite copies SQLite's own mutexes held, and the child's first use of that file
+    (through a connection of its own) can wait on them. With the lock held, no thread of the parent is
+    inside SQLite through this owner when the process forks."""
+    register = getattr(os, "register_at_fork", None)
+    if register is None:  # pragma: no cover - Windows has no fork
+        return
+    reference = weakref.ref(owner)
+    held: list[threading.Lock] = []
+
+    def before() -> None:
+        target = reference()
+        if target is not None:
+            lock = getattr(target, name)
+            lock.acquire()
+            held.append(lock)
+
+    def after_in_parent() -> None:
+        while held:
+            held.pop().release()
+
+    def after_in_child() -> None:
+        held.clear()
+        target = reference()
+        if target is not None:
+            setattr(target, name, threading.Lock())
+
+    register(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from ..forksafe import renew_after_fork
+from ..forksafe import hold_lock_across_fork, renew_after_fork
 from .record import COLUMNS, SCHEMA, SCHEMA_VERSION, Row, SpanFacts, picodollars, row_from_facts, span_facts
 
 _logger = logging.getLogger(__name__)
@@ -131,6 +131,9 @@ class LedgerWriter:
         self.written = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # Registered first, so that the child's new lock is in place before `_after_fork` starts the
+        # child's writer thread.
+        hold_lock_across_fork(self, "_lock")
         self._closed = False
         # The parent's connections, kept unclosed in a forked child (see `_after_fork`).
         self._inherited: list[sqlite3.Connection] = []
@@ -146,13 +149,12 @@ class LedgerWriter:
 
     def _after_fork(self) -> None:
         """In a child forked from the writer's process (a prefork server's worker): the writer thread
-        did not survive the fork, its lock may have been held by it, and the calls still queued are the
-        parent's, which writes them. SQLite forbids using a connection in a process forked from the one
-        that opened it: the child opens its own, and keeps the parent's unclosed (closing it there could
-        disturb the parent's locks on the file)."""
+        did not survive the fork (its lock was held across it and is new: `hold_lock_across_fork`), and
+        the calls still queued are the parent's, which writes them. SQLite forbids using a connection
+        in a process forked from the one that opened it: the child opens its own, and keeps the
+        parent's unclosed (closing it there could disturb the parent's locks on the file)."""
         self._queue.clear()
         self.dropped = self._dropped_reported = self.written = 0
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         if self._closed:
             return

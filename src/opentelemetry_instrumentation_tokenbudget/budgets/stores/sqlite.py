@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
-from ...forksafe import renew_locks_after_fork
+from ...forksafe import hold_lock_across_fork
 from ..store import Balance, LedgerKey, ReserveOutcome, StoreError
 from ._ledger import ZERO, after_settle, check_amount, check_keys, reserved_or_refused
 
@@ -102,8 +102,8 @@ class SqliteStore:
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0
         self._lock = threading.Lock()
-        # The connection is renewed by the first call in the child (below); the lock must be at once.
-        renew_locks_after_fork(self, "_lock")
+        # The connection is renewed by the first call in the child (below); the lock at once.
+        hold_lock_across_fork(self, "_lock")
         self._closed = False
         # SQLite forbids using a connection in a process forked from the one that opened it (a server
         # that forks workers after instrumenting), so each process opens its own. The parent's
