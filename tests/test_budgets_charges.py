@@ -60,11 +60,45 @@ def test_equal_values_of_other_types_stay_different_groups() -> None:
 
 def test_the_book_keeps_the_most_recently_charged_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(charges_module, "MAX_CACHED_CHARGES", 3)
+    monkeypatch.setattr(charges_module, "MAX_CACHED_CALLS", 3)
     book = ChargeBook(BUDGETS[1:2])
     (kept,) = book.charges_for({"user.id": "u-0"}, NOON)
     for user in ("u-1", "u-2"):
         book.charges_for({"user.id": user}, NOON)
     assert book.charges_for({"user.id": "u-0"}, NOON)[0] is kept  # used again: the most recent now
-    book.charges_for({"user.id": "u-3"}, NOON)  # drops u-1, the least recent
+    book.charges_for({"user.id": "u-3"}, NOON)  # drops u-1's call, the least recent
     assert book.charges_for({"user.id": "u-0"}, NOON)[0] is kept
+    assert list(book._calls) == [("u-2",), ("u-3",), ("u-0",)]
     assert len(book._charges) == 3
+
+
+def test_a_call_like_one_before_it_gets_its_charges_while_their_windows_last() -> None:
+    book = ChargeBook(BUDGETS)
+    attributes = {"user.id": "u-1", "gen_ai.request.model": "gpt-4o", "tokenbudget.feature": "a"}
+    first = book.charges_for(attributes, NOON)
+    assert [c.budget.name for c in first] == ["daily", "per-user", "gpt-4o"]
+    # An attribute that no budget reads does not make another call of it.
+    assert book.charges_for({**attributes, "tokenbudget.feature": "b"}, NOON + 1) is first
+    # The hourly budget's window ends first: past it, the call is charged anew.
+    next_hour = book.charges_for(attributes, NOON + 3600)
+    assert next_hour is not first
+    assert [c.window.start for c in next_hour] == [1780272000, 1780272000, 1780318800]
+    assert next_hour[0] is first[0]
+    # A clock that goes back before the windows now cached is charged in its own windows.
+    assert [c.window.start for c in book.charges_for(attributes, NOON - 86_400)] == [
+        1780185600,
+        1780185600,
+        1780228800,
+    ]
+    # The value a budget matches on is part of the call.
+    other_model = book.charges_for({**attributes, "gen_ai.request.model": "gpt-4o-mini"}, NOON)
+    assert [c.budget.name for c in other_model] == ["daily", "per-user"]
+
+
+def test_calls_with_values_of_other_types_are_charged_anew_each_time() -> None:
+    book = ChargeBook(BUDGETS)
+    first = book.charges_for({"user.id": 7}, NOON)
+    again = book.charges_for({"user.id": 7}, NOON)
+    assert again is not first
+    assert described(again) == described(first)
+    assert book._calls == {}

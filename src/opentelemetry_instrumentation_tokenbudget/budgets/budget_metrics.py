@@ -77,8 +77,13 @@ class GroupTracker:
         # (window start, group) each budget charged last, read without the lock: a call of the same
         # group as the one before it, the common case, changes nothing.
         self._last: dict[str, tuple[int, str]] = {}
+        # The charges seen last: `ChargeBook` gives a call like the one before it the same tuple, and
+        # each of its groups is then the most recent of its budget's window already.
+        self._last_charges: object = None
 
-    def saw(self, charges: Iterable[Charge]) -> None:
+    def saw(self, charges: Sequence[Charge]) -> None:
+        if charges is self._last_charges:
+            return
         for charge in charges:
             if not charge.budget.group_by:
                 continue
@@ -98,6 +103,7 @@ class GroupTracker:
                     groups.popitem(last=False)
                 self._groups[name] = (start, groups)
                 self._last[name] = (start, charge.group)
+        self._last_charges = charges
 
     def groups(self, budget: Budget, window_start: int) -> list[str]:
         with self._lock:
