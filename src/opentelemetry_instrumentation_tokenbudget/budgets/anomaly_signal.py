@@ -223,34 +223,41 @@ class AnomalySignal:
         bucket = int(now // BUCKET_SECONDS) * BUCKET_SECONDS
         usd = amount / PICODOLLARS_PER_USD  # the correctly rounded quotient, as float(Decimal) is
         drivers = driver_names(attributes)
-        for charge in charges:
-            found = self._observe(charge, bucket, usd, drivers)
-            if found is not None:
-                self._report(charge, *found, span=span)
+        found: list[tuple[Charge, _Group, _Band]] = []
+        with self._lock:
+            for charge in charges:
+                anomalous = self._observe(charge, bucket, usd, drivers)
+                if anomalous is not None:
+                    found.append((charge, *anomalous))
+        for charge, group, current in found:
+            self._report(charge, group, current, span=span)
 
     def _observe(
         self, charge: Charge, bucket: int, usd: float, drivers: Sequence[tuple[str, str]]
     ) -> tuple[_Group, _Band] | None:
+        """Count `usd` into the charge's group; its group and band if this starts an anomaly. Called
+        with the lock held."""
         key = (charge.budget.name, charge.group)
-        with self._lock:
-            group = self._groups.get(key)
-            if group is None:
-                group = self._groups[key] = _Group(bucket)
-                if len(self._groups) > MAX_GROUPS:
-                    self._groups.popitem(last=False)
-            self._groups.move_to_end(key)
-            if bucket < group.bucket:
-                return None  # a late settlement of an interval already closed
-            if bucket > group.bucket:
-                group.roll(bucket)
-            group.add(usd, drivers)
-            current = group.band
-            if current is None or group.fired or group.spent <= current.threshold:
-                return None
-            group.fired = True
-            if group.fired_before:
-                return None  # the same run of anomalous intervals, reported when it began
-            return group, current
+        groups = self._groups
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(bucket)
+            if len(groups) > MAX_GROUPS:
+                groups.popitem(last=False)
+        else:
+            groups.move_to_end(key)
+        if bucket < group.bucket:
+            return None  # a late settlement of an interval already closed
+        if bucket > group.bucket:
+            group.roll(bucket)
+        group.add(usd, drivers)
+        current = group.band
+        if current is None or group.fired or group.spent <= current.threshold:
+            return None
+        group.fired = True
+        if group.fired_before:
+            return None  # the same run of anomalous intervals, reported when it began
+        return group, current
 
     def _report(self, charge: Charge, group: _Group, current: _Band, *, span: Span | None) -> None:
         driver, excess = group.driver(current.expected)

@@ -100,12 +100,14 @@ class _Shape:
     forward once, when the window becomes the one its successor is projected by.
     """
 
-    __slots__ = ("first_seen", "points", "window_start")
+    __slots__ = ("first_seen", "points", "warned", "window_start")
 
     def __init__(self, window_start: int) -> None:
         self.window_start = window_start
         self.points = [0.0] * (SHAPE_POINTS + 1)
         self.first_seen = 1.0
+        self.warned = False
+        """The window's warning was given: its projections need not be made."""
 
     def saw(self, fraction: float, spent: float) -> None:
         # Comparisons rather than min() and max(): this runs for every budget of every settlement.
@@ -150,10 +152,11 @@ class _Shape:
 
 
 def project(
-    spent: float, window: WindowSpan, now: float, previous: _Shape | None, limit: float | None
+    spent: float, window: WindowSpan, now: float, previous: _Shape | None, limit: float | None = None
 ) -> Projection | None:
-    """The end-of-window spend at the current rate (or in the previous window's shape), and when it
-    reaches `limit`; None too early in the window, or for a window without an end."""
+    """The end-of-window spend at the current rate (or in the previous window's shape); None too early
+    in the window, or for a window without an end. With a `limit`, also when the spend reaches it, and
+    None unless the projection passes it (the question every settlement asks, mostly answered no)."""
     if window.end is None:
         return None
     length = window.end - window.start
@@ -161,18 +164,16 @@ def project(
     if elapsed < MIN_ELAPSED or elapsed > 1:
         return None
     share = previous.share_at(elapsed) if previous is not None else None
-    if previous is not None and share is not None and share >= MIN_ELAPSED:
-        forecast = spent / share
-        reach = previous.fraction_reaching(limit / forecast) if limit and forecast > limit else None
-        method = "previous-window-shape"
-    else:
-        forecast = spent / elapsed
-        reach = limit / forecast if limit and forecast > limit else None
-        method = "burn-rate"
-    exhausted = window.start + reach * length if reach is not None else None
-    if exhausted is not None:
-        exhausted = max(exhausted, now)
-    return Projection(forecast, exhausted, method)
+    shaped = previous is not None and share is not None and share >= MIN_ELAPSED
+    forecast = spent / share if shaped and share is not None else spent / elapsed
+    method = "previous-window-shape" if shaped else "burn-rate"
+    if limit is None:
+        return Projection(forecast, None, method)
+    if forecast <= limit:
+        return None
+    share_of_forecast = limit / forecast
+    reach = previous.fraction_reaching(share_of_forecast) if shaped and previous else share_of_forecast
+    return Projection(forecast, max(window.start + reach * length, now), method)
 
 
 class ForecastSignal:
@@ -200,7 +201,6 @@ class ForecastSignal:
         self._current: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._previous: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._warned: OrderedDict[tuple[str, str, int], None] = OrderedDict()
-        self._limits: dict[Budget, float] = {}
         self._active = True
         self._warnings: Counter = meter.create_counter(
             TOKENBUDGET_BUDGET_FORECAST_WARNINGS,
@@ -230,51 +230,52 @@ class ForecastSignal:
         if amount <= 0 or not self._active:
             return
         now = self._clock()
-        for charge, balance in zip(charges, balances, strict=True):
+        unwarned: list[tuple[Charge, int, _Shape | None]] = []
+        with self._lock:
+            for charge, balance in zip(charges, balances, strict=True):
+                budget = charge.budget
+                window = charge.window
+                if budget.limit <= 0 or window.end is None:
+                    continue
+                spent = balance.spent
+                # int / int is the correctly rounded quotient, as float(Decimal) of it would be.
+                usd = spent / PICODOLLARS_PER_USD
+                shape, previous = self._remember(budget.name, charge.group, window, now, usd)
+                # Once warned, a window is not projected again; once spent, the 100% threshold says so.
+                if not shape.warned and spent < budget.limit:
+                    unwarned.append((charge, spent, previous))
+        for charge, spent, previous in unwarned:
             budget = charge.budget
-            if budget.limit <= 0 or charge.window.end is None:
-                continue
-            # int / int is the correctly rounded quotient, as float(Decimal) of it would be; the
-            # Decimal is made only for a warning.
-            spent = balance.spent / PICODOLLARS_PER_USD
-            previous = self._remember(budget.name, charge.group, charge.window, now, spent)
-            if balance.spent >= budget.limit:
-                continue
-            projection = project(spent, charge.window, now, previous, self._limit_of(budget))
-            if projection is None or projection.exhausted_at is None:
+            projection = project(
+                spent / PICODOLLARS_PER_USD, charge.window, now, previous, budget.limit / PICODOLLARS_PER_USD
+            )
+            if projection is None or projection.exhausted_at is None or charge.window.end is None:
                 continue
             if self._first_warning(budget.name, charge.group, charge.window.start):
                 self._warn(
                     charge,
-                    spent=picodollars_to_usd(balance.spent),
+                    spent=picodollars_to_usd(spent),
                     projection=projection,
                     exhausted_at=projection.exhausted_at,
                     window_end=charge.window.end,
                     span=span,
                 )
 
-    def _limit_of(self, budget: Budget) -> float:
-        # float(Decimal) goes through a string: once per budget, not per settlement.
-        limit = self._limits.get(budget)
-        if limit is None:
-            limit = self._limits[budget] = float(budget.limit_usd)
-        return limit
-
     def _remember(
         self, budget: str, group: str, window: WindowSpan, now: float, spent: float
-    ) -> _Shape | None:
+    ) -> tuple[_Shape, _Shape | None]:
+        """The group's shape of this window, told the spend, and its shape of the window before (if
+        this process saw that one through); called with the lock held."""
         key = (budget, group)
         start = window.start
-        fraction = (now - start) / ((window.end or now) - start)
-        with self._lock:
-            current = self._current
-            shape = current.get(key)
-            if shape is None or shape.window_start != start:
-                shape = self._start_shape(key, start, shape)
-            else:
-                current.move_to_end(key)
-            shape.saw(fraction, spent)
-            return self._previous.get(key)
+        current = self._current
+        shape = current.get(key)
+        if shape is None or shape.window_start != start:
+            shape = self._start_shape(key, start, shape)
+        else:
+            current.move_to_end(key)
+        shape.saw((now - start) / ((window.end or now) - start), spent)
+        return shape, self._previous.get(key)
 
     def _start_shape(self, key: tuple[str, str], start: int, shape: _Shape | None) -> _Shape:
         # A window seen from its first quarter on gives the shape for the next one.
@@ -290,8 +291,11 @@ class ForecastSignal:
         return shape
 
     def _first_warning(self, budget: str, group: str, window_start: int) -> bool:
-        key = (budget, group, window_start)
         with self._lock:
+            shape = self._current.get((budget, group))
+            if shape is not None and shape.window_start == window_start:
+                shape.warned = True  # no more projections of this window
+            key = (budget, group, window_start)
             if key in self._warned:
                 return False
             self._warned[key] = None
