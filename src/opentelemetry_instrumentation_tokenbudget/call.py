@@ -44,7 +44,7 @@ from .config import Settings
 from .errors import BudgetExceededError
 from .limits import MAX_ATTRIBUTE_LENGTH, MAX_FINISH_REASONS, capped, capped_or_none
 from .metrics import CallInstruments, add_metric_attribution
-from .pricing import PICODOLLARS_PER_USD, Cost, PriceBook
+from .pricing import PICODOLLARS_PER_USD, Cost, PriceBook, usd_to_picodollars
 from .prompt_prefix import prefix_hash
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
@@ -110,11 +110,12 @@ class SpendGuard(Protocol):
         self,
         admission: Admission | None,
         request: RequestInfo,
-        cost: Decimal | None,
+        spent: int | None,
         span: Span,
         usage: TokenUsage | None = None,
     ) -> None:
-        """Replace the reservation with the real `cost` (None: unpriced); `usage` teaches the estimates."""
+        """Replace the reservation with what the call `spent`, in whole picodollars rounded up (None:
+        unpriced); `usage` teaches the estimates."""
         ...
 
     def release(self, admission: Admission | None) -> None: ...
@@ -153,8 +154,9 @@ class Runtime:
         self._rejected_costs = 0
 
     def rejected_provider_cost(self, request: RequestInfo, amount: object) -> None:
-        """A cost in the response that is no amount of money (negative, NaN, infinite): the computed
-        cost is used instead; the first and every thousandth are logged with the running count."""
+        """A cost in the response that is no amount of money (negative, NaN, infinite, or more than
+        `MAX_CALL_USD`): the computed cost is used instead; the first and every thousandth are logged
+        with the running count."""
         self._rejected_costs += 1
         if self._rejected_costs == 1 or self._rejected_costs % 1000 == 0:
             _logger.warning(
@@ -388,20 +390,20 @@ class LLMCall:
         """Tokens, then cost, then the budget: each is done even if the one before it failed, and the
         reservation is settled or released whatever happened."""
         usage = summary.usage
-        cost: Decimal | None = None
+        spent: int | None = None
         try:
             summary = _bounded(summary)
             if usage is not None:
                 usage, invalid = checked(usage, self.request.estimate_input_tokens)
                 estimated = estimated or invalid
-            cost = self._record_telemetry(summary, usage, estimated=estimated, error=error)
+            spent = self._record_telemetry(summary, usage, estimated=estimated, error=error)
         finally:
             guard = self._runtime.guard
             if guard is not None:
                 if usage is None and error is not None:
                     guard.release(self._admission)
                 else:
-                    guard.settle(self._admission, self.request, cost, self.span, usage)
+                    guard.settle(self._admission, self.request, spent, self.span, usage)
 
     def _record_telemetry(
         self,
@@ -410,8 +412,9 @@ class LLMCall:
         *,
         estimated: bool,
         error: BaseException | None,
-    ) -> Decimal | None:
-        """The span's and the metrics' part of `_record`; the call's cost (None: unpriced)."""
+    ) -> int | None:
+        """The span's and the metrics' part of `_record`; the call's cost in picodollars (None:
+        unpriced)."""
         instruments = self._runtime.instruments
         duration = time.perf_counter() - self._start
         metric_attributes = self._metric_attributes(summary, error)
@@ -426,7 +429,7 @@ class LLMCall:
         if summary.finish_reasons:
             span_attributes[GEN_AI_RESPONSE_FINISH_REASONS] = summary.finish_reasons
 
-        cost: Decimal | None = None
+        spent: int | None = None
         if usage is not None:
             _add_usage_attributes(span_attributes, usage)
             if summary.usage_is_billed_units:
@@ -436,10 +439,10 @@ class LLMCall:
             token_usage = instruments.token_usage
             token_usage.record(usage.input_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _INPUT})
             token_usage.record(usage.output_tokens, {**metric_attributes, GEN_AI_TOKEN_TYPE: _OUTPUT})
-            cost = self._priced(summary, usage, metric_attributes, span_attributes)
+            spent = self._priced(summary, usage, metric_attributes, span_attributes)
         if span_attributes:
             self.span.set_attributes(span_attributes)
-        return cost
+        return spent
 
     def _priced(
         self,
@@ -447,19 +450,19 @@ class LLMCall:
         usage: TokenUsage,
         metric_attributes: Mapping[str, AttributeValue],
         span_attributes: dict[str, AttributeValue],
-    ) -> Decimal | None:
-        """The cost, or None; a price that fails to apply leaves the call unpriced (flagged and
+    ) -> int | None:
+        """The cost in picodollars, or None; a price that fails to apply leaves the call unpriced (flagged and
         counted, as for a model without a price), its tokens recorded all the same."""
         costed = dict(span_attributes)
         try:
-            cost = self._cost(summary, usage, metric_attributes, costed)
+            spent = self._cost(summary, usage, metric_attributes, costed)
         except Exception:
             _logger.debug("tokenbudget: could not price a call", exc_info=True)
             span_attributes[TOKENBUDGET_COST_UNPRICED] = True
             self._runtime.instruments.unpriced_calls.add(1, metric_attributes)
             return None
         span_attributes.update(costed)
-        return cost
+        return spent
 
     def _cost(
         self,
@@ -467,25 +470,25 @@ class LLMCall:
         usage: TokenUsage,
         metric_attributes: Mapping[str, AttributeValue],
         span_attributes: dict[str, AttributeValue],
-    ) -> Decimal | None:
+    ) -> int | None:
         runtime = self._runtime
         request = self.request
         provider_cost = summary.provider_cost
         if provider_cost is None:
             provider_cost = self.gateway_cost
         if provider_cost is not None:
-            if provider_cost.is_finite() and provider_cost >= 0:
+            if _is_money(provider_cost):
                 amount = float(provider_cost)
                 span_attributes[GEN_AI_USAGE_COST_AMOUNT] = amount
                 span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
                 span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
                 upstream = summary.upstream_cost
-                if upstream is not None and upstream.is_finite() and upstream >= 0:
+                if upstream is not None and _is_money(upstream):
                     span_attributes[TOKENBUDGET_COST_UPSTREAM] = float(upstream)
                 runtime.instruments.cost.record(
                     amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES}
                 )
-                return provider_cost
+                return usd_to_picodollars(provider_cost)
             runtime.rejected_provider_cost(request, provider_cost)
         model = summary.response_model or request.model
         route = request.price_route
@@ -494,7 +497,7 @@ class LLMCall:
         if price is None and model != request.model:
             price = prices.lookup(request.provider, request.model, route)
         library_cost = summary.library_cost
-        if library_cost is not None and not (library_cost.is_finite() and library_cost >= 0):
+        if library_cost is not None and not _is_money(library_cost):
             runtime.rejected_provider_cost(request, library_cost)
             library_cost = None
         if library_cost is not None:
@@ -505,7 +508,7 @@ class LLMCall:
             span_attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
             span_attributes[GEN_AI_USAGE_COST_SOURCE] = _PROVIDER
             runtime.instruments.cost.record(amount, {**metric_attributes, **_PROVIDER_COST_METRIC_ATTRIBUTES})
-            return library_cost
+            return usd_to_picodollars(library_cost)
         if price is None:
             span_attributes[TOKENBUDGET_COST_UNPRICED] = True
             runtime.instruments.unpriced_calls.add(1, metric_attributes)
@@ -520,7 +523,7 @@ class LLMCall:
         total = whole / PICODOLLARS_PER_USD if whole is not None else float(cost.total)
         _add_cost_attributes(span_attributes, cost, total)
         runtime.instruments.cost.record(total, {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES})
-        return cost.total
+        return whole if whole is not None else usd_to_picodollars(cost.total)
 
     def _metric_attributes(
         self, summary: ResponseSummary, error: BaseException | None
@@ -541,6 +544,15 @@ class LLMCall:
             attributes[ERROR_TYPE] = type(error).__qualname__
         add_metric_attribution(attributes, self._attribution, self._runtime.settings.metric_attribution_keys)
         return attributes
+
+
+MAX_CALL_USD: Final = Decimal(2**63 - 1).scaleb(-12)
+"""About 9.2 million USD, the most a budget's ledger entry holds (2**63 - 1 picodollars): a call said
+to cost more is a malformed figure, and a figure far past it is too large to convert at all."""
+
+
+def _is_money(amount: Decimal) -> bool:
+    return amount.is_finite() and 0 <= amount <= MAX_CALL_USD
 
 
 # The cost metric says which currency and how the amount was obtained, as the proposal requires.

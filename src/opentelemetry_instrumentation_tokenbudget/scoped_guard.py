@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
@@ -22,7 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from .adapter import RequestInfo
 from .call import Admission, SpendGuard
 from .errors import SpendLimitExceededError
-from .pricing import PriceBook
+from .pricing import PriceBook, picodollars_to_usd
 from .spend_limit import SpendLimit, active_limits
 from .usage import TokenUsage
 
@@ -75,17 +74,17 @@ class ScopedGuard:
         self,
         admission: Admission | None,
         request: RequestInfo,
-        cost: Decimal | None,
+        spent: int | None,
         span: Span,
         usage: TokenUsage | None = None,
     ) -> None:
         if isinstance(admission, ScopedAdmission):
-            self._settle(admission, request, cost, usage)
+            self._settle(admission, request, spent, usage)
             admission = admission.budgets
         elif self.budgets is None and usage is not None and self._estimator is not None:
             self._observe(request, usage)
         if self.budgets is not None:
-            self.budgets.settle(admission, request, cost, span, usage)
+            self.budgets.settle(admission, request, spent, span, usage)
 
     def release(self, admission: Admission | None) -> None:
         if isinstance(admission, ScopedAdmission):
@@ -97,8 +96,6 @@ class ScopedGuard:
     # ---- the limits ------------------------------------------------------------------------------
 
     def _reserve(self, limits: tuple[SpendLimit, ...], request: RequestInfo) -> int:
-        from .budgets.store import picodollars_to_usd
-
         try:
             estimate = self._estimator_for_limits().estimate(request)
         except Exception:
@@ -128,17 +125,15 @@ class ScopedGuard:
         self,
         admission: ScopedAdmission,
         request: RequestInfo,
-        cost: Decimal | None,
+        spent: int | None,
         usage: TokenUsage | None,
     ) -> None:
-        from .budgets.store import usd_to_picodollars
-
         try:
             if usage is None:
                 # Billed, but its usage never reached us: the reservation is the best figure there is.
                 actual = admission.reserved
             else:
-                actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
+                actual = spent if spent is not None else 0
                 if self.budgets is None:
                     self._observe(request, usage)
             for limit in _distinct(admission.limits):

@@ -32,6 +32,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
+from .pricing import picodollars_to_usd
+
 if TYPE_CHECKING:
     from .budgets.spec import Budget
     from .budgets.store import LedgerKey, SpendStore
@@ -63,15 +65,11 @@ class SpendLimit:
     @property
     def spent_usd(self) -> Decimal:
         """Settled cost of the calls made in the block so far."""
-        from .budgets.store import picodollars_to_usd
-
         return picodollars_to_usd(self.store.balances([self.key])[0].spent)
 
     @property
     def reserved_usd(self) -> Decimal:
         """Estimated cost of the block's calls still in flight."""
-        from .budgets.store import picodollars_to_usd
-
         return picodollars_to_usd(self.store.balances([self.key])[0].reserved)
 
     def __enter__(self) -> SpendLimit:

@@ -21,6 +21,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from ..forksafe import renew_locks_after_fork
+from ..pricing import picodollars_to_usd
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_GROUP,
@@ -38,7 +39,7 @@ from ..semconv import (
 )
 from .charges import Charge, ledger_key
 from .spec import Budget
-from .store import SpendStore, picodollars_to_usd
+from .store import SpendStore
 from .store_health import StoreHealth
 
 _logger = logging.getLogger(__name__)

@@ -29,10 +29,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAi
 
 from ..adapter import RequestInfo
 from ..forksafe import renew_locks_after_fork
-from ..pricing import PriceBook, price_usage
+from ..pricing import PriceBook, price_usage, usd_to_picodollars
 from ..unpriced import UnpricedWarnings
 from ..usage import TokenUsage
-from .store import usd_to_picodollars
 
 _logger = logging.getLogger(__name__)
 

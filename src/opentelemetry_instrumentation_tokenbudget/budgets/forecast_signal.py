@@ -32,7 +32,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..errors import format_usd
 from ..forksafe import renew_locks_after_fork
-from ..pricing import PICODOLLARS_PER_USD
+from ..pricing import PICODOLLARS_PER_USD, picodollars_to_usd
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_EXHAUSTED_AT,
@@ -50,7 +50,7 @@ from ..semconv import (
 from .budget_metrics import GroupTracker
 from .charges import Charge, ledger_key
 from .spec import Budget
-from .store import Balance, SpendStore, picodollars_to_usd
+from .store import Balance, SpendStore
 from .store_health import StoreHealth
 from .windows import WindowSpan
 

@@ -43,6 +43,7 @@ from ..call import Admission
 from ..errors import BudgetExceededError, BudgetStoreUnavailableError
 from ..metrics import add_metric_attribution
 from ..options import OnStoreError
+from ..pricing import picodollars_to_usd, usd_to_picodollars
 from ..semconv import (
     TOKENBUDGET_BUDGET_ESTIMATE,
     TOKENBUDGET_BUDGET_GROUP,
@@ -59,7 +60,7 @@ from .estimate import CostEstimator, observe_output
 from .group_cap import GroupCap
 from .journal import SpendJournal
 from .spec import Budget
-from .store import Balance, SpendStore, picodollars_to_usd, usd_to_picodollars
+from .store import Balance, SpendStore
 from .store_health import StoreHealth
 from .stores._ledger import is_amount
 from .thresholds import ThresholdNotifier
@@ -201,7 +202,7 @@ class BudgetGuard:
         self,
         admission: Admission | None,
         request: RequestInfo,
-        cost: Decimal | None,
+        spent: int | None,
         span: Span,
         usage: TokenUsage | None = None,
     ) -> None:
@@ -216,12 +217,12 @@ class BudgetGuard:
                 # the side of the limit.
                 actual = admission.reserved
             else:
-                actual = usd_to_picodollars(cost) if cost is not None and cost > 0 else 0
+                actual = spent if spent is not None else 0
                 if not is_amount(actual):
                     _logger.warning(
-                        "tokenbudget: a call's cost of %s USD cannot be right; its reservation is counted"
-                        " instead",
-                        cost,
+                        "tokenbudget: a call's cost of %r picodollars cannot be right; its reservation is"
+                        " counted instead",
+                        actual,
                     )
                     actual = admission.reserved
             self._settle(admission.charges, admission.reserved, actual, span, admission.attributes)

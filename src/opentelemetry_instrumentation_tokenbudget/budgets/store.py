@@ -13,22 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
 from typing import Protocol
-
-from ..pricing import PICODOLLARS_PER_USD
-
-_PICODOLLARS_PER_USD = Decimal(PICODOLLARS_PER_USD)
-"""A Decimal, so that each conversion does not turn the int into one again."""
-
-
-def usd_to_picodollars(amount: Decimal) -> int:
-    """Round up, so that what the ledger holds is never less than what was spent."""
-    return int((amount * _PICODOLLARS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
-
-
-def picodollars_to_usd(amount: int) -> Decimal:
-    return Decimal(amount) / PICODOLLARS_PER_USD
 
 
 # Built on every call and every settlement, never changed once built, and not frozen for all that

@@ -28,6 +28,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import describe_reset, format_usd
+from ..pricing import picodollars_to_usd
 from ..semconv import (
     TOKENBUDGET_BUDGET_ACTION,
     TOKENBUDGET_BUDGET_GROUP,
@@ -38,7 +39,7 @@ from ..semconv import (
     TOKENBUDGET_BUDGET_THRESHOLD_CROSSED_EVENT,
 )
 from .charges import Charge
-from .store import Balance, picodollars_to_usd
+from .store import Balance
 
 _logger = logging.getLogger(__name__)
 

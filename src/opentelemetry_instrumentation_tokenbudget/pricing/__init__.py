@@ -3,7 +3,7 @@ resolved and cached (`book`), and the arithmetic of one call (`rates`)."""
 
 from .book import ModelPricing, PriceBook, price_usage
 from .endpoints import Endpoint, PriceRoute, RouteKind, classify
-from .rates import PICODOLLARS_PER_USD, Cost, TokenRates
+from .rates import PICODOLLARS_PER_USD, Cost, TokenRates, picodollars_to_usd, usd_to_picodollars
 
 __all__ = [
     "PICODOLLARS_PER_USD",
@@ -15,5 +15,7 @@ __all__ = [
     "RouteKind",
     "TokenRates",
     "classify",
+    "picodollars_to_usd",
     "price_usage",
+    "usd_to_picodollars",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -28,6 +28,19 @@ _ZERO: Final = Decimal(0)
 PICODOLLARS_EXPONENT: Final = -12
 PICODOLLARS_PER_USD: Final = 10**-PICODOLLARS_EXPONENT
 """The unit of budgets and stores: every per-token price of the data is a whole number of them."""
+_PICODOLLARS_PER_USD_DECIMAL: Final = Decimal(PICODOLLARS_PER_USD)
+"""A Decimal, so that each conversion does not turn the int into one again."""
+
+
+def usd_to_picodollars(amount: Decimal) -> int:
+    """Round up, so that what a ledger holds is never less than what was spent."""
+    return int((amount * _PICODOLLARS_PER_USD_DECIMAL).to_integral_value(rounding=ROUND_CEILING))
+
+
+def picodollars_to_usd(amount: int) -> Decimal:
+    return Decimal(amount) / PICODOLLARS_PER_USD
+
+
 _REQUESTS: Final = "requests"
 
 # genai-prices' usage key -> the `TokenUsage` field holding it, where the names differ.

@@ -13,9 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from ...budgets.store import picodollars_to_usd
 from ...ledger.record import COLUMNS
 from ...ledger.writer import parse_url
+from ...pricing import picodollars_to_usd
 from .. import focus
 from ..focus import Group, GroupKey
 from ..report import TIME_KEYS, Aggregate
