@@ -264,14 +264,15 @@ def _add_cost_attributes(attributes: dict[str, AttributeValue], cost: Cost, tota
     attributes[GEN_AI_USAGE_COST_AMOUNT] = total
     attributes[GEN_AI_USAGE_COST_CURRENCY] = CURRENCY
     attributes[GEN_AI_USAGE_COST_SOURCE] = _LOCAL
-    attributes[TOKENBUDGET_COST_INPUT] = float(cost.input)
-    attributes[TOKENBUDGET_COST_OUTPUT] = float(cost.output)
+    input_usd, cache_read, cache_write, output = cost.float_parts()
+    attributes[TOKENBUDGET_COST_INPUT] = input_usd
+    attributes[TOKENBUDGET_COST_OUTPUT] = output
     # Like the cache token counts, the cache parts appear when the call used the cache: most calls do
     # not, and every attribute is paid for by every span processor and exporter downstream.
-    if cost.cache_read:
-        attributes[TOKENBUDGET_COST_CACHE_READ] = float(cost.cache_read)
-    if cost.cache_write:
-        attributes[TOKENBUDGET_COST_CACHE_WRITE] = float(cost.cache_write)
+    if cache_read:
+        attributes[TOKENBUDGET_COST_CACHE_READ] = cache_read
+    if cache_write:
+        attributes[TOKENBUDGET_COST_CACHE_WRITE] = cache_write
     attributes[TOKENBUDGET_PRICE_SOURCE] = cost.source.value
     attributes[TOKENBUDGET_PRICE_VERSION] = cost.version
     if cost.inferred:

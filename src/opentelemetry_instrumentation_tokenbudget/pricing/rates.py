@@ -12,8 +12,7 @@ checks the totals against `genai_prices.calc_price` across the price data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -59,23 +58,123 @@ def unit_registry() -> UnitRegistry:
     return UnitRegistry(unit_data)
 
 
-# Not frozen: one is built per call (see `usage.TokenUsage`).
-@dataclass(slots=True)
 class Cost:
-    """The cost of one call in USD, exact, with its breakdown. `total` also holds per-request and
-    per-tool-use fees, which are in none of the token parts."""
+    """The cost of one call in USD, exact, with its breakdown: `total`, and the token parts `input`,
+    `cache_read`, `cache_write` and `output` (`total` also holds per-request and per-tool-use fees,
+    which are in none of the parts).
 
-    total: Decimal
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    output: Decimal
-    source: TokenbudgetPriceSourceValues
-    version: str
-    inferred: bool = False
-    """The price was found by the model's name alone (a gateway or an unknown host)."""
-    total_picodollars: int | None = None
-    """`total` in whole picodollars, when the prices are whole picodollars per unit."""
+    Nearly every price is a whole number of picodollars per unit, and so is every call's cost at it:
+    such a cost is kept in those integers (`in_picodollars`) and its Decimals are made only when read,
+    since a call needs no more than floats of its parts for the span (`float_parts`) and the integer
+    total for budgets. Other costs are kept as the exact Decimals they were computed as (`in_usd`).
+    """
+
+    __slots__ = ("_picodollars", "_usd", "inferred", "source", "version")
+
+    def __init__(
+        self,
+        picodollars: tuple[int, int, int, int, int] | None,
+        usd: tuple[Decimal, Decimal, Decimal, Decimal, Decimal] | None,
+        source: TokenbudgetPriceSourceValues,
+        version: str,
+        inferred: bool,
+    ) -> None:
+        # (total, input, cache_read, cache_write, output), one of the two.
+        self._picodollars = picodollars
+        self._usd = usd
+        self.source = source
+        self.version = version
+        self.inferred = inferred
+        """The price was found by the model's name alone (a gateway or an unknown host)."""
+
+    @classmethod
+    def in_picodollars(
+        cls,
+        total: int,
+        parts: Sequence[int],
+        *,
+        source: TokenbudgetPriceSourceValues,
+        version: str,
+        inferred: bool = False,
+    ) -> Cost:
+        """`parts` by `_INPUT`, `_CACHE_READ`, `_CACHE_WRITE`, `_OUTPUT` (and `_FEES`, in the total only)."""
+        return cls(
+            (total, parts[_INPUT], parts[_CACHE_READ], parts[_CACHE_WRITE], parts[_OUTPUT]),
+            None,
+            source,
+            version,
+            inferred,
+        )
+
+    @classmethod
+    def in_usd(
+        cls,
+        total: Decimal,
+        parts: Sequence[Decimal],
+        *,
+        source: TokenbudgetPriceSourceValues,
+        version: str,
+        inferred: bool = False,
+    ) -> Cost:
+        return cls(
+            None,
+            (total, parts[_INPUT], parts[_CACHE_READ], parts[_CACHE_WRITE], parts[_OUTPUT]),
+            source,
+            version,
+            inferred,
+        )
+
+    @property
+    def total(self) -> Decimal:
+        return self._amount(0)
+
+    @property
+    def input(self) -> Decimal:
+        return self._amount(1)
+
+    @property
+    def cache_read(self) -> Decimal:
+        return self._amount(2)
+
+    @property
+    def cache_write(self) -> Decimal:
+        return self._amount(3)
+
+    @property
+    def output(self) -> Decimal:
+        return self._amount(4)
+
+    @property
+    def total_picodollars(self) -> int | None:
+        """`total` in whole picodollars, when the prices are whole picodollars per unit."""
+        return None if self._picodollars is None else self._picodollars[0]
+
+    def float_parts(self) -> tuple[float, float, float, float]:
+        """`input`, `cache_read`, `cache_write` and `output` as floats, each correctly rounded from the
+        exact amount (int / int is, as float(Decimal) is, without the trip through a string)."""
+        whole = self._picodollars
+        if whole is not None:
+            return (
+                whole[1] / PICODOLLARS_PER_USD,
+                whole[2] / PICODOLLARS_PER_USD,
+                whole[3] / PICODOLLARS_PER_USD,
+                whole[4] / PICODOLLARS_PER_USD,
+            )
+        return (float(self.input), float(self.cache_read), float(self.cache_write), float(self.output))
+
+    def _amount(self, index: int) -> Decimal:
+        whole = self._picodollars
+        if whole is not None:
+            return _usd(whole[index])
+        assert self._usd is not None  # one of the two is always set
+        return self._usd[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"Cost(total={self.total}, input={self.input}, cache_read={self.cache_read},"
+            f" cache_write={self.cache_write}, output={self.output}, source={self.source.value!r},"
+            f" version={self.version!r}, inferred={self.inferred})"
+        )
 
 
 class TokenRates(NamedTuple):
@@ -216,16 +315,7 @@ class Rates:
             charge = rate * Decimal(count) / per
             total += charge
             parts[part] += charge
-        return Cost(
-            total=total,
-            input=parts[_INPUT],
-            cache_read=parts[_CACHE_READ],
-            cache_write=parts[_CACHE_WRITE],
-            output=parts[_OUTPUT],
-            source=source,
-            version=version,
-            inferred=inferred,
-        )
+        return Cost.in_usd(total, parts, source=source, version=version, inferred=inferred)
 
 
 WholeCharge = tuple[int, int, tuple[tuple[int, int], ...], int]
@@ -273,17 +363,7 @@ def _whole_cost(
         charge = rate * count
         total += charge
         parts[part] += charge
-    return Cost(
-        total=_usd(total),
-        input=_usd(parts[_INPUT]),
-        cache_read=_usd(parts[_CACHE_READ]),
-        cache_write=_usd(parts[_CACHE_WRITE]),
-        output=_usd(parts[_OUTPUT]),
-        source=source,
-        version=version,
-        inferred=inferred,
-        total_picodollars=total,
-    )
+    return Cost.in_picodollars(total, parts, source=source, version=version, inferred=inferred)
 
 
 def _usd(picodollars: int) -> Decimal:
