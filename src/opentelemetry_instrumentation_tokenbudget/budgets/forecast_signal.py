@@ -201,6 +201,7 @@ class ForecastSignal:
         self._current: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._previous: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._warned: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._limits: dict[Budget, float] = {}
         self._active = True
         self._warnings: Counter = meter.create_counter(
             TOKENBUDGET_BUDGET_FORECAST_WARNINGS,
@@ -230,7 +231,7 @@ class ForecastSignal:
         if amount <= 0 or not self._active:
             return
         now = self._clock()
-        unwarned: list[tuple[Charge, int, _Shape | None]] = []
+        unwarned: list[tuple[Charge, int, float, _Shape | None]] = []
         with self._lock:
             for charge, balance in zip(charges, balances, strict=True):
                 budget = charge.budget
@@ -243,12 +244,15 @@ class ForecastSignal:
                 shape, previous = self._remember(budget.name, charge.group, window, now, usd)
                 # Once warned, a window is not projected again; once spent, the 100% threshold says so.
                 if not shape.warned and spent < budget.limit:
-                    unwarned.append((charge, spent, previous))
-        for charge, spent, previous in unwarned:
+                    unwarned.append((charge, spent, usd, previous))
+        for charge, spent, usd, previous in unwarned:
             budget = charge.budget
-            projection = project(
-                spent / PICODOLLARS_PER_USD, charge.window, now, previous, budget.limit / PICODOLLARS_PER_USD
-            )
+            limit = self._limits.get(budget)
+            if limit is None:
+                # Made once per budget: a limit past 2**53 picodollars ($9,007) takes int / int's
+                # long division.
+                limit = self._limits[budget] = budget.limit / PICODOLLARS_PER_USD
+            projection = project(usd, charge.window, now, previous, limit)
             if projection is None or projection.exhausted_at is None or charge.window.end is None:
                 continue
             if self._first_warning(budget.name, charge.group, charge.window.start):
