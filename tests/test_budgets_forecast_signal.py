@@ -131,6 +131,22 @@ def test_no_projection_in_the_first_minutes_of_a_window(
     assert telemetry.metric_points("tokenbudget.budget.forecast") == []
 
 
+def test_a_spend_just_past_a_twentieth_of_the_limit_warns_as_the_window_opens(
+    *, instrument: Any, store: SpendStore, clock: Clock, client: openai.OpenAI
+) -> None:
+    # Settlements of at most 1/20 of the limit are not projected: as the first 5% of the day ends,
+    # a spend of 5.1% of the limit projects past it, and must still be seen to.
+    warnings: list[ForecastEvent] = []
+    clock.now = JUNE_1.timestamp() + 4350  # 01:12:30, 5.03% of the day
+    instrument(budgets=[per_tenant("0.000385")], store=store, clock=clock, on_forecast=warnings.append)
+    with cost_attributes(tenant="t9"):
+        ask(client)  # $0.00001965, 5.1% of $0.000385
+
+    assert [(event.spent_usd, event.forecast_usd) for event in warnings] == [
+        (Decimal("0.00001965"), Decimal("0.0003903"))
+    ]
+
+
 def test_the_previous_window_shape_replaces_the_burn_rate(
     *, instrument: Any, telemetry: Telemetry, store: SpendStore, clock: Clock, client: openai.OpenAI
 ) -> None:

@@ -58,6 +58,10 @@ _logger = logging.getLogger(__name__)
 
 MIN_ELAPSED: Final = 0.05
 """No projection before 5% of the window has elapsed."""
+_MAX_GROWTH: Final = 20
+"""1 / MIN_ELAPSED: a projection divides the spend by a share of the window (or of its previous
+shape) of at least MIN_ELAPSED, so it is at most this many times the spend; a spend of at most
+1/20 of the limit cannot be projected past it, and is not projected on settlement."""
 SHAPE_POINTS: Final = 48
 """A window's shape is kept as its cumulative spend at this many evenly spaced points."""
 MAX_SHAPES: Final = 10_000
@@ -243,7 +247,7 @@ class ForecastSignal:
                 usd = spent / PICODOLLARS_PER_USD
                 shape, previous = self._remember(budget.name, charge.group, window, now, usd)
                 # Once warned, a window is not projected again; once spent, the 100% threshold says so.
-                if not shape.warned and spent < budget.limit:
+                if not shape.warned and spent < budget.limit and spent * _MAX_GROWTH > budget.limit:
                     unwarned.append((charge, spent, usd, previous))
         for charge, spent, usd, previous in unwarned:
             budget = charge.budget
