@@ -237,12 +237,14 @@ class ForecastSignal:
         now = self._clock()
         unwarned: list[tuple[Charge, int, float, _Shape | None]] = []
         with self._lock:
-            for charge, balance in zip(charges, balances, strict=True):
+            # Indexed, not zip(strict=True), whose keyword costs more than this loop: one balance
+            # per charge.
+            for index, charge in enumerate(charges):
                 budget = charge.budget
                 window = charge.window
                 if budget.limit <= 0 or window.end is None:
                     continue
-                spent = balance.spent
+                spent = balances[index].spent
                 # int / int is the correctly rounded quotient, as float(Decimal) of it would be.
                 usd = spent / PICODOLLARS_PER_USD
                 shape, previous = self._remember(budget.name, charge.group, window, now, usd)

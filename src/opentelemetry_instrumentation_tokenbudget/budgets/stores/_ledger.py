@@ -48,7 +48,10 @@ def reserved_or_refused(
     `amount` is reserved on every entry; StoreError if one would overflow (and none refuses)."""
     result = []
     past: LedgerKey | None = None
-    for index, (key, balance) in enumerate(zip(keys, balances, strict=True)):
+    # Indexed, not zip(strict=True): on every call's path, zip's keyword costs more than the loop.
+    # A store reads one balance per key (an IndexError otherwise).
+    for index, key in enumerate(keys):
+        balance = balances[index]
         spent = balance.spent
         reserved = balance.reserved + amount
         if key.blocking and spent + reserved > key.limit:
@@ -68,7 +71,8 @@ def after_settle(
     # Never below zero: a reservation the store no longer holds (its entry expired, or a memory store
     # restarted) must not turn into credit that admits calls past the limit.
     result = []
-    for key, balance in zip(keys, balances, strict=True):
+    for index, key in enumerate(keys):
+        balance = balances[index]  # one per key, as above
         spent = balance.spent + actual
         if spent > MAX_BALANCE:
             raise StoreError(f"ledger entry {key.storage_key!r} would pass 2**63 - 1 picodollars")

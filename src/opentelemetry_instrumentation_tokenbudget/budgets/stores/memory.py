@@ -96,8 +96,11 @@ class MemoryStore:
         return result
 
     def _write(self, keys: Sequence[LedgerKey], before: Sequence[Balance], after: Sequence[Balance]) -> None:
-        # Only entries that change: a release from an entry that expired must not recreate it.
-        for key, old, new in zip(keys, before, after, strict=True):
+        # Only entries that change: a release from an entry that expired must not recreate it. Indexed,
+        # as in `_ledger`: one balance per key in each.
+        for index, key in enumerate(keys):
+            old = before[index]
+            new = after[index]
             if new.spent != old.spent or new.reserved != old.reserved:
                 if old is ZERO:
                     self._expiry[key.storage_key] = key.expires_at

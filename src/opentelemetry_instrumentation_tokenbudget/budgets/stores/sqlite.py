@@ -249,8 +249,12 @@ class SqliteStore:
     ) -> None:
         updates: list[tuple[int, int, str]] = []
         upserts: list[tuple[str, str, str, int, int, int, int]] = []
-        for key, row, old, new in zip(keys, rows, before, after, strict=True):
-            # Only entries that change: a release from an entry that expired must not recreate it.
+        for index, key in enumerate(keys):
+            # One row and balance per key in each (indexed, as in `_ledger`). Only entries that
+            # change: a release from an entry that expired must not recreate it.
+            row = rows[index]
+            old = before[index]
+            new = after[index]
             if new == old:
                 continue
             if row is not None and row[2] == key.expires_at:
