@@ -99,7 +99,7 @@ def prompt_prefix(*parts: Any) -> str:
 
 
 def estimate_tokens(*parts: Any) -> int:
-    return tokens_for_characters(sum(text_length(part) for part in parts))
+    return tokens_for_characters(sum(map(text_length, parts)))
 
 
 def given(value: Any) -> bool:
