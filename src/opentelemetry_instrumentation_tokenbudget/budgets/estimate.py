@@ -115,7 +115,7 @@ class OutputTokenPercentiles:
             bisect.insort(recent.sorted, tokens)
             # The nearest-rank percentile: a value that was observed, never an interpolation.
             rank = math.ceil(self._quantile * len(recent.sorted))
-            recent.percentile = recent.sorted[max(rank, 1) - 1]
+            recent.percentile = recent.sorted[rank - 1 if rank > 1 else 0]
 
 
 class CostEstimator:
@@ -138,7 +138,12 @@ class CostEstimator:
         if price is None:
             self._unpriced.warn(request.provider, request.model, _UNPRICED_ESTIMATE)
             return 0
-        input_tokens = min(max(request.estimate_input_tokens(), 0), MAX_TOKENS)
+        # Comparisons rather than min() and max(), whose keyword parsing costs more on every call.
+        input_tokens = request.estimate_input_tokens()
+        if input_tokens < 0:
+            input_tokens = 0
+        elif input_tokens > MAX_TOKENS:
+            input_tokens = MAX_TOKENS
         output_tokens = self.output_tokens(request)
         rates = price.token_rates()
         if rates is not None and input_tokens <= rates.max_input_tokens:
@@ -155,7 +160,7 @@ class CostEstimator:
         if ceiling is not None and self._strict:
             return ceiling
         expected = self.outputs.get(request.provider, request.model)
-        return expected if ceiling is None else min(expected, ceiling)
+        return expected if ceiling is None or expected < ceiling else ceiling
 
 
 def observe_output(estimator: CostEstimator, request: RequestInfo, usage: TokenUsage) -> None:
