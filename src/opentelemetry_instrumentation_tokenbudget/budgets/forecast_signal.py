@@ -235,7 +235,7 @@ class ForecastSignal:
         if amount <= 0 or not self._active:
             return
         now = self._clock()
-        unwarned: list[tuple[Charge, int, float, _Shape | None]] = []
+        unwarned: list[tuple[Charge, int, float, _Shape, _Shape | None]] = []
         with self._lock:
             # Indexed, not zip(strict=True), whose keyword costs more than this loop: one balance
             # per charge.
@@ -250,8 +250,8 @@ class ForecastSignal:
                 shape, previous = self._remember(budget.name, charge.group, window, now, usd)
                 # Once warned, a window is not projected again; once spent, the 100% threshold says so.
                 if not shape.warned and spent < budget.limit and spent * _MAX_GROWTH > budget.limit:
-                    unwarned.append((charge, spent, usd, previous))
-        for charge, spent, usd, previous in unwarned:
+                    unwarned.append((charge, spent, usd, shape, previous))
+        for charge, spent, usd, shape, previous in unwarned:
             budget = charge.budget
             limit = self._limits.get(budget)
             if limit is None:
@@ -261,7 +261,7 @@ class ForecastSignal:
             projection = project(usd, charge.window, now, previous, limit)
             if projection is None or projection.exhausted_at is None or charge.window.end is None:
                 continue
-            if self._first_warning(budget.name, charge.group, charge.window.start):
+            if self._first_warning(shape, budget.name, charge.group):
                 self._warn(
                     charge,
                     spent=picodollars_to_usd(spent),
@@ -300,12 +300,12 @@ class ForecastSignal:
             self._current.popitem(last=False)
         return shape
 
-    def _first_warning(self, budget: str, group: str, window_start: int) -> bool:
+    def _first_warning(self, shape: _Shape, budget: str, group: str) -> bool:
+        """True once per budget, group and window, `shape` being the window's: it is not projected
+        again; the warnings are also kept apart, for a window whose shape was dropped and made anew."""
         with self._lock:
-            shape = self._current.get((budget, group))
-            if shape is not None and shape.window_start == window_start:
-                shape.warned = True  # no more projections of this window
-            key = (budget, group, window_start)
+            shape.warned = True
+            key = (budget, group, shape.window_start)
             if key in self._warned:
                 return False
             self._warned[key] = None
