@@ -44,7 +44,14 @@ from .config import Settings
 from .errors import BudgetExceededError
 from .limits import MAX_ATTRIBUTE_LENGTH, MAX_FINISH_REASONS, capped, capped_or_none
 from .metrics import CallInstruments, add_metric_attribution
-from .pricing import PICODOLLARS_PER_USD, Cost, PriceBook, usd_to_picodollars
+from .pricing import (
+    MAX_PICODOLLARS,
+    PICODOLLARS_PER_USD,
+    Cost,
+    PriceBook,
+    picodollars_to_usd,
+    usd_to_picodollars,
+)
 from .prompt_prefix import prefix_hash
 from .semconv import (
     GEN_AI_USAGE_COST_AMOUNT,
@@ -551,7 +558,7 @@ class LLMCall:
         return attributes
 
 
-MAX_CALL_USD: Final = Decimal(2**63 - 1).scaleb(-12)
+MAX_CALL_USD: Final = picodollars_to_usd(MAX_PICODOLLARS)
 """About 9.2 million USD, the most a budget's ledger entry holds (2**63 - 1 picodollars): a call said
 to cost more is a malformed figure, and a figure far past it is too large to convert at all."""
 

@@ -3,9 +3,17 @@ resolved and cached (`book`), and the arithmetic of one call (`rates`)."""
 
 from .book import ModelPricing, PriceBook, price_usage
 from .endpoints import Endpoint, PriceRoute, RouteKind, classify
-from .rates import PICODOLLARS_PER_USD, Cost, TokenRates, picodollars_to_usd, usd_to_picodollars
+from .rates import (
+    MAX_PICODOLLARS,
+    PICODOLLARS_PER_USD,
+    Cost,
+    TokenRates,
+    picodollars_to_usd,
+    usd_to_picodollars,
+)
 
 __all__ = [
+    "MAX_PICODOLLARS",
     "PICODOLLARS_PER_USD",
     "Cost",
     "Endpoint",

@@ -27,6 +27,8 @@ _ZERO: Final = Decimal(0)
 PICODOLLARS_EXPONENT: Final = -12
 PICODOLLARS_PER_USD: Final = 10**-PICODOLLARS_EXPONENT
 """The unit of budgets and stores: every per-token price of the data is a whole number of them."""
+MAX_PICODOLLARS: Final = 2**63 - 1
+"""The most one ledger entry holds: SQLite INTEGER and Redis HINCRBY are signed 64-bit."""
 _PICODOLLARS_PER_USD_DECIMAL: Final = Decimal(PICODOLLARS_PER_USD)
 """A Decimal, so that each conversion does not turn the int into one again."""
 

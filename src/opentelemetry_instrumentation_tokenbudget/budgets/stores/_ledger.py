@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...pricing import MAX_PICODOLLARS
 from ..store import AmountError, Balance, LedgerKey, StoreError
 
 # SQLite INTEGER and Redis HINCRBY are signed 64-bit and cannot hold more; every store refuses a balance
 # past this before writing anything, so that a call over several entries is never half applied.
-MAX_BALANCE = 2**63 - 1
+MAX_BALANCE = MAX_PICODOLLARS
 
 ZERO = Balance(spent=0, reserved=0)
 
