@@ -12,9 +12,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 
-from opentelemetry_instrumentation_tokenbudget import Budget
+from opentelemetry_instrumentation_tokenbudget import Budget, cost_attributes
 from opentelemetry_instrumentation_tokenbudget.budgets.journal import SpendJournal
 from opentelemetry_instrumentation_tokenbudget.budgets.store import Balance, LedgerKey
 from opentelemetry_instrumentation_tokenbudget.budgets.stores import open_store
@@ -106,3 +108,52 @@ def test_the_journal_is_bounded_and_says_what_it_dropped(caplog: pytest.LogCaptu
     assert balance == Balance(spent=12, reserved=0)
     assert "2 of the oldest were dropped" not in caplog.text
     assert "1 of the oldest were dropped" in caplog.text
+
+
+class _Recorder:
+    """A settlement listener that keeps what each settlement was told the call matched on."""
+
+    def __init__(self) -> None:
+        self.attributes: list[dict[str, Any]] = []
+
+    def after_settle(self, charges: Any, balances: Any, amount: int, span: Any, attributes: Any) -> None:
+        self.attributes.append(dict(attributes))
+
+
+def test_a_call_admitted_while_the_store_was_down_settles_with_its_attributes(
+    *, instrument: Any, tmp_path: Path
+) -> None:
+    # The file is locked when the call is reserved and unlocked by the time the provider answers:
+    # the settlement reaches the store, and the signals (forecast, anomaly drivers) must be told the
+    # call's attributes as for any other call, not nothing.
+    path = tmp_path / "spend.db"
+    budget = Budget("per-user", "1", "day", group_by=["user.id"])
+    store = open_store(f"sqlite:///{path}", busy_timeout=0.05)
+    instrumentor = instrument(budgets=[budget], store=store)
+    recorder = _Recorder()
+    instrumentor._runtime.guard.budgets.settle_listeners.append(recorder)  # the hook under test
+    locker = sqlite3.connect(path, isolation_level=None)
+    provider = FakeProvider()
+
+    def unlock_then_answer(request: httpx2.Request) -> httpx2.Response:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        return provider.handle(request)
+
+    client = openai.OpenAI(
+        api_key="test",
+        base_url="https://api.openai.com/v1",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(unlock_then_answer)),
+        max_retries=0,
+    )
+    locker.execute("BEGIN EXCLUSIVE")
+    with cost_attributes(user="u-42", feature="search"):
+        ask(client)
+    locker.close()
+    balance = ledger(store, budget, time.time(), group="user.id=u-42")
+    store.close()
+    assert balance == Balance(spent=CALL_COST_PICO, reserved=0)
+    assert len(recorder.attributes) == 1
+    assert recorder.attributes[0]["user.id"] == "u-42"
+    assert recorder.attributes[0]["tokenbudget.feature"] == "search"
+    assert recorder.attributes[0]["gen_ai.request.model"] == "gpt-4o-mini"

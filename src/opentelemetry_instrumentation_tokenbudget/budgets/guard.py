@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
@@ -60,7 +60,7 @@ from .estimate import CostEstimator, observe_output
 from .group_cap import GroupCap
 from .journal import SpendJournal
 from .spec import Budget
-from .store import Balance, SpendStore
+from .store import Balance, LedgerKey, SpendStore
 from .store_health import StoreHealth
 from .stores._ledger import is_amount
 from .thresholds import ThresholdNotifier
@@ -73,8 +73,10 @@ class BudgetAdmission:
     """A call's reservation: `reserved` picodollars on each charge's entry (0 if the store was down)."""
 
     charges: tuple[Charge, ...]
+    keys: list[LedgerKey]
+    """The charges' ledger entries, listed once for the reservation and the settlement."""
     reserved: int
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    attributes: Mapping[str, AttributeValue]
     """What the call's budgets matched on, for the settlement's listeners."""
 
 
@@ -188,15 +190,17 @@ class BudgetGuard:
             # Refused by the store's own checks (an amount or keys of ours that cannot be right): our
             # defect, not an outage. The call goes on, unreserved, and the policy is not applied.
             _logger.warning("tokenbudget: an invalid reservation of %r picodollars", estimate, exc_info=True)
-            return BudgetAdmission(charges, 0, attributes)
+            return BudgetAdmission(charges, keys, 0, attributes)
         except Exception as error:
             self._health.failed("reserve", error)
-            return self._admit_without_store(charges, estimate, request, attribution, error)
-        self._store_answered()
+            self._refuse_without_store(charges, estimate, request, attribution, error)
+            return BudgetAdmission(charges, keys, 0, attributes)
+        if self._health.failures or self.journal.entries:
+            self._store_answered()
         if outcome.refused_by is not None:
             index = outcome.refused_by
             self._refuse(charges[index], outcome.balances[index], estimate, request, attribution)
-        return BudgetAdmission(charges, estimate, attributes)
+        return BudgetAdmission(charges, keys, estimate, attributes)
 
     def settle(
         self,
@@ -225,7 +229,7 @@ class BudgetGuard:
                         actual,
                     )
                     actual = admission.reserved
-            self._settle(admission.charges, admission.reserved, actual, span, admission.attributes)
+            self._settle(admission, actual, span)
         except Exception:
             _logger.debug("tokenbudget: could not settle a call's budgets", exc_info=True)
 
@@ -233,14 +237,15 @@ class BudgetGuard:
         if not isinstance(admission, BudgetAdmission) or admission.reserved == 0 or self._closed:
             return
         try:
-            self.store.release([charge.key for charge in admission.charges], admission.reserved)
+            self.store.release(admission.keys, admission.reserved)
         except ValueError:
             _logger.warning("tokenbudget: an invalid release of %r", admission.reserved, exc_info=True)
         except Exception as error:
             self._health.failed("release", error)
-            self.journal.add([charge.key for charge in admission.charges], admission.reserved, 0)
+            self.journal.add(admission.keys, admission.reserved, 0)
         else:
-            self._store_answered()
+            if self._health.failures or self.journal.entries:
+                self._store_answered()
 
     # ---- spend that no wrapper of ours saw -------------------------------------------------------
 
@@ -251,7 +256,8 @@ class BudgetGuard:
         charges = self._charges.charges_for(attributes, at)
         if charges:
             self._tracker.saw(charges)
-            self._settle(charges, 0, usd_to_picodollars(cost), None, attributes)
+            unreserved = BudgetAdmission(charges, [charge.key for charge in charges], 0, attributes)
+            self._settle(unreserved, usd_to_picodollars(cost), None)
 
     # ---- the parts -------------------------------------------------------------------------------
 
@@ -268,16 +274,11 @@ class BudgetGuard:
             return 0
         return estimate
 
-    def _settle(
-        self,
-        charges: Sequence[Charge],
-        reserved: int,
-        actual: int,
-        span: Span | None,
-        attributes: Mapping[str, AttributeValue],
-    ) -> None:
+    def _settle(self, admission: BudgetAdmission, actual: int, span: Span | None) -> None:
+        keys = admission.keys
+        reserved = admission.reserved
         try:
-            balances = self.store.settle([charge.key for charge in charges], reserved, actual)
+            balances = self.store.settle(keys, reserved, actual)
         except ValueError:
             _logger.warning(
                 "tokenbudget: an invalid settlement (%r reserved, %r spent)", reserved, actual, exc_info=True
@@ -286,26 +287,31 @@ class BudgetGuard:
         except Exception as error:
             self._health.failed("settle", error)
             if reserved or actual:
-                self.journal.add([charge.key for charge in charges], reserved, actual)
+                self.journal.add(keys, reserved, actual)
             return
-        self._store_answered()
+        if self._health.failures or self.journal.entries:
+            self._store_answered()
+        charges = admission.charges
         self._notifier.after_settle(charges, balances, actual, span)
         for listener in self.settle_listeners:
-            listener.after_settle(charges, balances, actual, span, attributes)
+            listener.after_settle(charges, balances, actual, span, admission.attributes)
 
     def _store_answered(self) -> None:
+        # Only after a failure: every call's path tests `failures` and the journal's entries inline
+        # (two attribute reads) before calling this, rather than make two calls on each operation.
         self._health.succeeded()
-        if len(self.journal):
+        if self.journal.entries:
             self.journal.write(self.store)
 
-    def _admit_without_store(
+    def _refuse_without_store(
         self,
         charges: tuple[Charge, ...],
         estimate: int,
         request: RequestInfo,
         attribution: Mapping[str, AttributeValue],
         error: BaseException,
-    ) -> BudgetAdmission:
+    ) -> None:
+        """Under on_store_error="closed", refuse a call that a blocking budget would have checked."""
         if self._fail_closed:
             for charge in charges:
                 if charge.key.blocking:
@@ -319,7 +325,6 @@ class BudgetGuard:
                         limit_usd=charge.budget.limit_usd,
                         resets_at=charge.window.resets_at,
                     )
-        return BudgetAdmission(charges, 0)
 
     def _refuse(
         self,

@@ -36,21 +36,23 @@ class _Entry:
 
 class SpendJournal:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: deque[_Entry] = deque()
+        self.entries: deque[_Entry] = deque()
+        """The settlements waiting, oldest first: read on every call's path (empty but after an
+        outage), changed only here."""
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._dropped = 0
         renew_after_fork(self._after_fork)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def add(self, keys: Sequence[LedgerKey], reserved: int, actual: int) -> None:
         with self._lock:
-            self._entries.append(_Entry(tuple(keys), reserved, actual))
-            if len(self._entries) <= self._max_entries:
+            self.entries.append(_Entry(tuple(keys), reserved, actual))
+            if len(self.entries) <= self._max_entries:
                 return
-            self._entries.popleft()
+            self.entries.popleft()
             self._dropped += 1
             dropped = self._dropped
         if dropped == 1 or dropped % 1000 == 0:
@@ -69,15 +71,15 @@ class SpendJournal:
         if not self._lock.acquire(blocking=False):
             return 0
         try:
-            while self._entries:
-                entry = self._entries[0]
+            while self.entries:
+                entry = self.entries[0]
                 try:
                     store.settle(entry.keys, entry.reserved, entry.actual)
                 except ValueError:
                     _logger.debug("tokenbudget: a journaled settlement was invalid", exc_info=True)
                 except Exception:
                     break
-                self._entries.popleft()
+                self.entries.popleft()
                 written += 1
         finally:
             self._lock.release()
@@ -90,4 +92,4 @@ class SpendJournal:
     def _after_fork(self) -> None:
         # The parent writes its own journal; a child starts empty.
         self._lock = threading.Lock()
-        self._entries.clear()
+        self.entries.clear()

@@ -33,13 +33,14 @@ class StoreHealth:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         renew_locks_after_fork(self, "_lock")
-        self._failures = 0
+        self.failures = 0
+        """Operations failed since the store last answered: read on every call's path, changed only here."""
         self._next_report = 0.0
 
     def failed(self, operation: str, error: BaseException) -> None:
         with self._lock:
-            self._failures += 1
-            failures = self._failures
+            self.failures += 1
+            failures = self.failures
             now = self._monotonic()
             if failures > 1 and now < self._next_report:
                 return
@@ -65,10 +66,10 @@ class StoreHealth:
             )
 
     def succeeded(self) -> None:
-        if self._failures == 0:
+        if self.failures == 0:
             return
         with self._lock:
-            failures, self._failures = self._failures, 0
+            failures, self.failures = self.failures, 0
         if failures:
             _logger.warning(
                 "tokenbudget: the spend store %s answers again after %s; calls admitted meanwhile were not"
