@@ -100,7 +100,10 @@ class OutputTokenPercentiles:
         if tokens is None:
             return
         key = (provider, model)
-        with self._lock:
+        # By hand rather than `with`, on every call's path: see `MemoryStore.reserve`.
+        lock = self._lock
+        lock.acquire()
+        try:
             models = self._models
             recent = models.get(key)
             if recent is None:
@@ -116,6 +119,8 @@ class OutputTokenPercentiles:
             # The nearest-rank percentile: a value that was observed, never an interpolation.
             rank = math.ceil(self._quantile * len(recent.sorted))
             recent.percentile = recent.sorted[rank - 1 if rank > 1 else 0]
+        finally:
+            lock.release()
 
 
 class CostEstimator:

@@ -236,7 +236,10 @@ class ForecastSignal:
             return
         now = self._clock()
         unwarned: list[tuple[Charge, int, float, _Shape, _Shape | None]] = []
-        with self._lock:
+        # By hand rather than `with`, on every call's path: see `MemoryStore.reserve`.
+        lock = self._lock
+        lock.acquire()
+        try:
             # Indexed, not zip(strict=True), whose keyword costs more than this loop: one balance
             # per charge.
             for index, charge in enumerate(charges):
@@ -251,6 +254,8 @@ class ForecastSignal:
                 # Once warned, a window is not projected again; once spent, the 100% threshold says so.
                 if not shape.warned and spent < budget.limit and spent * _MAX_GROWTH > budget.limit:
                     unwarned.append((charge, spent, usd, shape, previous))
+        finally:
+            lock.release()
         for charge, spent, usd, shape, previous in unwarned:
             budget = charge.budget
             limit = self._limits.get(budget)
