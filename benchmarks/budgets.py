@@ -11,7 +11,9 @@ For redis it also counts the round trips of a call (target: at most 2, one to re
 settle): every packet of commands redis-py sends on a connection is one round trip, counted by
 wrapping `send_packed_command` in this process; the server's count of the Lua scripts it ran says
 how many atomic operations that was. A round trip's own time is the median of as many PINGs, so
-that what redis costs a call beyond its round trips can be told apart from the loopback's latency.
+that what redis costs a call beyond its round trips can be told apart from the loopback's latency;
+PINGs are timed through redis-py and on a bare socket, and the difference is the client's own time
+per command, which every store built on redis-py pays whatever it does.
 
     python benchmarks/budgets.py [--rounds 10] [--calls 200] [--json benchmarks/results/budgets.json]
 
@@ -21,6 +23,7 @@ Redis needs `redis-server` on PATH (a throwaway one is started on a loopback por
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import sys
 import tempfile
@@ -151,6 +154,7 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
         "round_trips_per_call": round(sent / calls, 3),
         "server_scripts_per_call": round(scripts / calls, 3),
         "round_trip_us": _round_trip_us(url, calls),
+        "bare_socket_round_trip_us": _bare_socket_round_trip_us(url, calls),
     }
 
 
@@ -166,6 +170,25 @@ def _round_trip_us(url: str, pings: int) -> float:
             times.append(time.perf_counter() - start)
     finally:
         server.close()
+    return round(statistics.median(times) * 1e6, 1)
+
+
+def _bare_socket_round_trip_us(url: str, pings: int) -> float:
+    """The same PINGs written and read on a socket by hand: the loopback and the server, no client."""
+    options = redis.ConnectionPool.from_url(url).connection_kwargs
+    with socket.create_connection((options["host"], options["port"])) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as redis-py sets it
+        times = []
+        for index in range(pings + 1):
+            start = time.perf_counter()
+            connection.sendall(b"*1\r\n$4\r\nPING\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += connection.recv(64)
+            if reply != b"+PONG\r\n":
+                raise SystemExit(f"redis answered PING with {reply!r}")
+            if index:  # the first one opens the server's side of the connection
+                times.append(time.perf_counter() - start)
     return round(statistics.median(times) * 1e6, 1)
 
 

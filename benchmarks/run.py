@@ -477,6 +477,14 @@ def _budget_lines(document: dict[str, Any]) -> list[str]:
             for name, added in budgets["added_us"].items()
         )
     )
+    trips = budgets.get("redis")
+    if trips and "bare_socket_round_trip_us" in trips:
+        client_us = round(trips["round_trip_us"] - trips["bare_socket_round_trip_us"], 1)
+        lines.append(
+            f"redis: {trips['round_trips_per_call']} round trips per call; a PING takes"
+            f" {trips['round_trip_us']} us through redis-py, {trips['bare_socket_round_trip_us']} us on a"
+            f" bare socket: the client's own {client_us} us per command"
+        )
     return lines
 
 
