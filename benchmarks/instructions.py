@@ -58,6 +58,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 HALVES = ("no budgets", "memory", "sqlite", "redis")
+FLAT_FLOOR = "budgets flat floor"
 FLOOR_ROWS = ("bare", "sdk-floor", "ours")
 FLOOR_SCENARIOS = ("openai chat", "anthropic messages")  # harness.OPENAI_CHAT, harness.ANTHROPIC_MESSAGES
 
@@ -136,6 +137,15 @@ def child(calls: int, stores: dict[str, str]) -> None:
     for half in HALVES:
         options: dict[str, Any] = {"budgets": BUDGETS, "store": stores[half]} if half in stores else {}
         _budget_calls(client, calls, half, options)
+    _budget_calls(client, calls, FLAT_FLOOR, {"budgets": BUDGETS, "store": "memory"}, prepare=_flat_floor)
+
+
+def _flat_floor(instrumentor: Any) -> None:
+    """The budgets' guard replaced by `budgets_floor.FlatBudgets`, behind the same calls."""
+    from budgets_floor import FlatBudgets
+
+    runtime = instrumentor._runtime
+    runtime.guard.budgets = FlatBudgets(runtime.guard.budgets.budgets, runtime.prices)
 
 
 # Each step switches one more part off (`_switch_off`); its share is the step's difference.
@@ -365,15 +375,19 @@ def measure(calls: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory, running_redis_server() as server:
         sqlite_url = f"sqlite:///{Path(directory) / 'spend.db'}"
         totals = _callgrind(calls, "--child", "--sqlite", sqlite_url, "--redis", server.url)
-    if not set(HALVES) <= set(totals):
-        raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {list(HALVES)}")
-    per_call = {half: round(totals[half] / calls) for half in HALVES}
+    if not {*HALVES, FLAT_FLOOR} <= set(totals):
+        raise SystemExit(f"callgrind dumps found for {sorted(totals)}, expected {[*HALVES, FLAT_FLOOR]}")
+    per_call = {half: round(totals[half] / calls) for half in (*HALVES, FLAT_FLOOR)}
     adds = {half: per_call[half] - per_call["no budgets"] for half in HALVES[1:]}
+    floor = per_call[FLAT_FLOOR] - per_call["no budgets"]
     return {
         "calls": calls,
         "instructions_per_call": per_call,
         "budgets_add_per_call": adds["memory"],
         "budgets_add_per_call_by_store": adds,
+        # The same work without what makes it a library (budgets_floor.py): what Python cannot go under.
+        "budgets_flat_floor_add_per_call": floor,
+        "budgets_memory_over_flat_floor": round(adds["memory"] / floor, 3) if floor > 0 else None,
     }
 
 

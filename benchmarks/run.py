@@ -496,6 +496,13 @@ def _instruction_lines(document: dict[str, Any]) -> list[str]:
         by_store = instructions["budgets_add_per_call_by_store"]
         stores = ", ".join(f"{store} {counted[store]:,} (+{added:,})" for store, added in by_store.items())
         lines.append(f"budgets, instructions per call: no budgets {counted['no budgets']:,}, {stores}")
+        floor = instructions.get("budgets_flat_floor_add_per_call")
+        if floor is not None:
+            lines.append(
+                f"budgets' flat floor (budgets_floor.py, the same work in memory without the library's"
+                f" parts) adds {floor:,}: the memory store's budgets are"
+                f" {instructions['budgets_memory_over_flat_floor']}x it"
+            )
     floor_counts = document.get("instructions_floor")
     for scenario, figures in (floor_counts or {}).get("scenarios", {}).items():
         counted = figures["instructions_per_call"]
