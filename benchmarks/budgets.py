@@ -7,15 +7,23 @@ and one per-user warn budget kept in each store; rounds alternate, and the figur
 rounds, so drift of the machine cancels out.
 The limits are high enough that no call is refused.
 
+What budgets add per call is measured apart, in pairs (`--pairs`, `--batch`): with each store's
+budgets instrumented once, batches of `--batch` calls alternate with the budgets' guard in place and
+taken out of the call's path (the instrumentation otherwise the same), the order within each pair
+alternating too; the figure is the median of the pairs' differences, with their quartiles. A pair
+lasts a few tens of milliseconds, shorter than the bursts in which a shared machine slows down, so a
+burst falls on both halves of most pairs, where between whole rounds it falls on one.
+
 For redis it also counts the round trips of a call (target: at most 2, one to reserve and one to
 settle): every packet of commands redis-py sends on a connection is one round trip, counted by
 wrapping `send_packed_command` in this process; the server's count of the Lua scripts it ran says
-how many atomic operations that was. A round trip's own time is the median of as many PINGs, so
-that what redis costs a call beyond its round trips can be told apart from the loopback's latency;
-PINGs are timed through redis-py and on a bare socket, and the difference is the client's own time
-per command, which every store built on redis-py pays whatever it does.
+how many atomic operations that was. A round trip's own time is the median of as many PINGs, each
+right after a bare call, so that what redis costs a call beyond its round trips can be told apart
+from the loopback's latency; PINGs are timed through redis-py and on a bare socket, and the
+difference is the client's own time per command, which every store built on redis-py pays whatever
+it does.
 
-    python benchmarks/budgets.py [--rounds 10] [--calls 200] [--json benchmarks/results/budgets.json]
+    python benchmarks/budgets.py [--rounds 10] [--calls 200] [--pairs 200] [--batch 20] [--json FILE]
 
 Redis needs `redis-server` on PATH (a throwaway one is started on a loopback port).
 """
@@ -85,7 +93,7 @@ def _instrumented(calls: int, client: openai.OpenAI, **options: Any) -> float:
         meter_provider.shutdown()
 
 
-def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
+def run(rounds: int, calls: int, stores: dict[str, str], pairs: int, batch: int) -> dict[str, Any]:
     client = _client()
     _instrumented(50, client)  # import genai-prices and warm the SDK before measuring anything
     per_round: dict[str, list[float]] = {"bare": [], "no budgets": [], **{name: [] for name in stores}}
@@ -106,16 +114,42 @@ def run(rounds: int, calls: int, stores: dict[str, str]) -> dict[str, Any]:
         median = statistics.median(seconds)
         results["per_call_us"][name] = round(median * 1e6, 1)
         results["ratio"][name] = round(median / baseline, 3)
-    for name in stores:
-        # Each round's own difference: the machine's drift between rounds cancels out of it, and its
-        # spread says how far one run's figure can be trusted.
-        added = [
-            (with_budgets - without) * 1e6
-            for with_budgets, without in zip(per_round[name], per_round["no budgets"], strict=True)
-        ]
-        low, median, high = quartiles(added)
+    for name, url in stores.items():
+        low, median, high = quartiles(_paired_added_us(client, url, pairs, batch))
         results["added_us"][name] = {"median": round(median, 1), "p25": round(low, 1), "p75": round(high, 1)}
+    results["pairs"] = pairs
+    results["calls_per_batch"] = batch
     return results
+
+
+def _paired_added_us(client: openai.OpenAI, url: str, pairs: int, batch: int) -> list[float]:
+    """Microseconds per call that the budgets' guard adds, one figure per pair of batches."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentor = TokenBudgetInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, budgets=BUDGETS, store=url
+    )
+    scoped = instrumentor._runtime.guard  # the ScopedGuard every call goes through
+    guard = scoped.budgets
+    added = []
+    try:
+        _measure(50, client)
+        for pair in range(pairs):
+            seconds = {}
+            for budgeted in (True, False) if pair % 2 else (False, True):
+                scoped.budgets = guard if budgeted else None
+                exporter.clear()
+                seconds[budgeted] = _measure(batch, client)
+            added.append((seconds[True] - seconds[False]) * 1e6)
+    finally:
+        scoped.budgets = guard
+        instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    return added
 
 
 def redis_round_trips(url: str, calls: int) -> dict[str, float]:
@@ -153,18 +187,21 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
         "calls": calls,
         "round_trips_per_call": round(sent / calls, 3),
         "server_scripts_per_call": round(scripts / calls, 3),
-        "round_trip_us": _round_trip_us(url, calls),
-        "bare_socket_round_trip_us": _bare_socket_round_trip_us(url, calls),
+        "round_trip_us": _round_trip_us(url, calls, client),
+        "bare_socket_round_trip_us": _bare_socket_round_trip_us(url, calls, client),
     }
 
 
-def _round_trip_us(url: str, pings: int) -> float:
-    """A loopback round trip's own time: the median of `pings` PINGs, each timed alone."""
+def _round_trip_us(url: str, pings: int, client: openai.OpenAI) -> float:
+    """A loopback round trip's own time, as a call meets it: the median of `pings` PINGs, each timed
+    alone right after a bare call. (Timed back to back, a PING is tens of microseconds faster on a
+    VM: the waiting thread's core has not gone idle between them, as it does during a call's work.)"""
     server = redis.Redis.from_url(url)
     try:
         server.ping()
         times = []
         for _ in range(pings):
+            _measure(1, client)
             start = time.perf_counter()
             server.ping()
             times.append(time.perf_counter() - start)
@@ -173,13 +210,14 @@ def _round_trip_us(url: str, pings: int) -> float:
     return round(statistics.median(times) * 1e6, 1)
 
 
-def _bare_socket_round_trip_us(url: str, pings: int) -> float:
+def _bare_socket_round_trip_us(url: str, pings: int, client: openai.OpenAI) -> float:
     """The same PINGs written and read on a socket by hand: the loopback and the server, no client."""
     options = redis.ConnectionPool.from_url(url).connection_kwargs
     with socket.create_connection((options["host"], options["port"])) as connection:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as redis-py sets it
         times = []
         for index in range(pings + 1):
+            _measure(1, client)
             start = time.perf_counter()
             connection.sendall(b"*1\r\n$4\r\nPING\r\n")
             reply = b""
@@ -204,6 +242,8 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=200, help="pairs of batches for what budgets add")
+    parser.add_argument("--batch", type=int, default=20, help="calls per batch of a pair")
     parser.add_argument("--json", type=Path)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory, running_redis_server() as server:
@@ -212,7 +252,7 @@ def main() -> None:
             "sqlite": f"sqlite:///{directory}/spend.db",
             "redis": server.url,
         }
-        results = run(options.rounds, options.calls, stores)
+        results = run(options.rounds, options.calls, stores, options.pairs, options.batch)
         results["redis"] = redis_round_trips(server.url, options.calls)
     report(results, options.json)
 
