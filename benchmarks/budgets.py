@@ -12,7 +12,8 @@ budgets instrumented once, batches of `--batch` calls alternate with the budgets
 taken out of the call's path (the instrumentation otherwise the same), the order within each pair
 alternating too; the figure is the median of the pairs' differences, with their quartiles. A pair
 lasts a few tens of milliseconds, shorter than the bursts in which a shared machine slows down, so a
-burst falls on both halves of most pairs, where between whole rounds it falls on one.
+burst falls on both halves of most pairs, where between whole rounds it falls on one. The budgets'
+flat floor (`budgets_floor.py`) is timed the same way in the guard's place, as "flat floor".
 
 For redis it also counts the round trips of a call (target: at most 2, one to reserve and one to
 settle): every packet of commands redis-py sends on a connection is one round trip, counted by
@@ -53,10 +54,13 @@ from opentelemetry_instrumentation_tokenbudget import Budget, TokenBudgetInstrum
 from opentelemetry_instrumentation_tokenbudget.testing import FakeProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from budgets_floor import FlatBudgets
 from report import quartiles, report
 from tests.redis_server import running_redis_server
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
+FLAT_FLOOR = "flat floor"
+"""`budgets_floor.FlatBudgets` with the memory store's budgets: the same work, timed the same way."""
 BUDGETS = [
     Budget("daily", 1_000_000, "day"),
     Budget("per-user", 1_000_000, "day", group_by=["user.id"], action="warn"),
@@ -114,16 +118,19 @@ def run(rounds: int, calls: int, stores: dict[str, str], pairs: int, batch: int)
         median = statistics.median(seconds)
         results["per_call_us"][name] = round(median * 1e6, 1)
         results["ratio"][name] = round(median / baseline, 3)
-    for name, url in stores.items():
-        low, median, high = quartiles(_paired_added_us(client, url, pairs, batch))
+    for name, url in [*stores.items(), (FLAT_FLOOR, "memory")]:
+        low, median, high = quartiles(_paired_added_us(client, url, pairs, batch, flat=name == FLAT_FLOOR))
         results["added_us"][name] = {"median": round(median, 1), "p25": round(low, 1), "p75": round(high, 1)}
     results["pairs"] = pairs
     results["calls_per_batch"] = batch
     return results
 
 
-def _paired_added_us(client: openai.OpenAI, url: str, pairs: int, batch: int) -> list[float]:
-    """Microseconds per call that the budgets' guard adds, one figure per pair of batches."""
+def _paired_added_us(
+    client: openai.OpenAI, url: str, pairs: int, batch: int, *, flat: bool = False
+) -> list[float]:
+    """Microseconds per call that the budgets' guard adds, one figure per pair of batches; `flat`:
+    `budgets_floor.FlatBudgets` in the guard's place, the same work without the library's parts."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -133,7 +140,7 @@ def _paired_added_us(client: openai.OpenAI, url: str, pairs: int, batch: int) ->
         tracer_provider=tracer_provider, meter_provider=meter_provider, budgets=BUDGETS, store=url
     )
     scoped = instrumentor._runtime.guard  # the ScopedGuard every call goes through
-    guard = scoped.budgets
+    guard = FlatBudgets(BUDGETS, instrumentor._runtime.prices) if flat else scoped.budgets
     added = []
     try:
         _measure(50, client)
@@ -145,7 +152,6 @@ def _paired_added_us(client: openai.OpenAI, url: str, pairs: int, batch: int) ->
                 seconds[budgeted] = _measure(batch, client)
             added.append((seconds[True] - seconds[False]) * 1e6)
     finally:
-        scoped.budgets = guard
         instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
