@@ -37,6 +37,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,9 @@ def _measure(calls: int, client: openai.OpenAI) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def _instrumented(calls: int, client: openai.OpenAI, **options: Any) -> float:
+@contextmanager
+def _instrumentation(**options: Any) -> Iterator[tuple[TokenBudgetInstrumentor, InMemorySpanExporter]]:
+    """Ours instrumented with `options`, spans kept in memory and metrics read in memory, until the end."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -89,12 +93,17 @@ def _instrumented(calls: int, client: openai.OpenAI, **options: Any) -> float:
     instrumentor = TokenBudgetInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
     try:
-        _measure(10, client)  # warm: price look-up, store connection, first window
-        return _measure(calls, client)
+        yield instrumentor, exporter
     finally:
         instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
+
+
+def _instrumented(calls: int, client: openai.OpenAI, **options: Any) -> float:
+    with _instrumentation(**options):
+        _measure(10, client)  # warm: price look-up, store connection, first window
+        return _measure(calls, client)
 
 
 def run(rounds: int, calls: int, stores: dict[str, str], pairs: int, batch: int) -> dict[str, Any]:
@@ -131,18 +140,10 @@ def _paired_added_us(
 ) -> list[float]:
     """Microseconds per call that the budgets' guard adds, one figure per pair of batches; `flat`:
     `budgets_floor.FlatBudgets` in the guard's place, the same work without the library's parts."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    instrumentor = TokenBudgetInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=tracer_provider, meter_provider=meter_provider, budgets=BUDGETS, store=url
-    )
-    scoped = instrumentor._runtime.guard  # the ScopedGuard every call goes through
-    guard = FlatBudgets(BUDGETS, instrumentor._runtime.prices) if flat else scoped.budgets
     added = []
-    try:
+    with _instrumentation(budgets=BUDGETS, store=url) as (instrumentor, exporter):
+        scoped = instrumentor._runtime.guard  # the ScopedGuard every call goes through
+        guard = FlatBudgets(BUDGETS, instrumentor._runtime.prices) if flat else scoped.budgets
         _measure(50, client)
         for pair in range(pairs):
             seconds = {}
@@ -151,10 +152,6 @@ def _paired_added_us(
                 exporter.clear()
                 seconds[budgeted] = _measure(batch, client)
             added.append((seconds[True] - seconds[False]) * 1e6)
-    finally:
-        instrumentor.uninstrument()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
     return added
 
 
@@ -168,16 +165,7 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
         return original(self, *args, **kwargs)
 
     client = _client()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    instrumentor = TokenBudgetInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=tracer_provider, meter_provider=meter_provider, budgets=BUDGETS, store=url
-    )
-    server = redis.Redis.from_url(url)
-    try:
+    with redis.Redis.from_url(url) as server, _instrumentation(budgets=BUDGETS, store=url):
         _measure(10, client)  # script loading and the first window happen once, not per call
         scripts_before = _scripts_run(server)
         AbstractConnection.send_packed_command = counting
@@ -186,9 +174,6 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
         finally:
             AbstractConnection.send_packed_command = original
         scripts = _scripts_run(server) - scripts_before
-    finally:
-        instrumentor.uninstrument()
-        server.close()
     return {
         "calls": calls,
         "round_trips_per_call": round(sent / calls, 3),
