@@ -25,6 +25,9 @@ def test_picodollars_read_as_the_exact_usd_and_its_correctly_rounded_floats(part
     assert (cost.input, cost.cache_read, cost.cache_write, cost.output) == tuple(usd[:4])
     assert cost.total == Decimal(total).scaleb(-12)
     assert cost.total_picodollars == total
+    assert cost.spent_picodollars() == total
+    assert cost.float_total() == float(Decimal(total).scaleb(-12))
+    assert type(cost.float_total()) is float
     assert cost.float_parts() == tuple(float(amount) for amount in usd[:4])
     assert all(type(value) is float for value in cost.float_parts())
 
@@ -37,6 +40,9 @@ def test_a_cost_in_usd_keeps_its_decimals_and_has_no_integer_total() -> None:
     assert cost.output == Decimal("0.5")
     assert cost.total == Decimal("0.75000012345670000001")
     assert cost.total_picodollars is None
+    # Rounded up to the picodollar: what budgets count is never less than what was spent.
+    assert cost.spent_picodollars() == 750_000_123_457
+    assert cost.float_total() == 0.7500001234567
     assert cost.float_parts() == (1.234567e-07, 0.0, 1e-20, 0.5)
     assert cost.inferred is True
 

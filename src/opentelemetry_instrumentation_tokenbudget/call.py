@@ -46,7 +46,6 @@ from .limits import MAX_ATTRIBUTE_LENGTH, MAX_FINISH_REASONS, capped, capped_or_
 from .metrics import CallInstruments, add_metric_attribution
 from .pricing import (
     MAX_PICODOLLARS,
-    PICODOLLARS_PER_USD,
     Cost,
     PriceBook,
     picodollars_to_usd,
@@ -530,12 +529,10 @@ class LLMCall:
         sent_at = time.time() - (time.perf_counter() - self._start)
         service_tier = summary.service_tier
         cost = price.cost(usage, sent_at, {_SERVICE_TIER: service_tier} if service_tier else None)
-        # Both correctly rounded from the exact amount, so equal; float(Decimal) goes through a string.
-        whole = cost.total_picodollars
-        total = whole / PICODOLLARS_PER_USD if whole is not None else float(cost.total)
+        total = cost.float_total()
         _add_cost_attributes(span_attributes, cost, total)
         runtime.instruments.cost.record(total, {**metric_attributes, **_LOCAL_COST_METRIC_ATTRIBUTES})
-        return whole if whole is not None else usd_to_picodollars(cost.total)
+        return cost.spent_picodollars()
 
     def _metric_attributes(
         self, summary: ResponseSummary, error: BaseException | None

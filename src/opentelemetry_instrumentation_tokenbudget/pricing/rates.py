@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from ..semconv import TokenbudgetPriceSourceValues
 from ..usage import TokenUsage
@@ -43,6 +43,7 @@ def picodollars_to_usd(amount: int) -> Decimal:
 
 
 _REQUESTS: Final = "requests"
+_Amount = TypeVar("_Amount", int, Decimal)
 
 # genai-prices' usage key -> the `TokenUsage` field holding it, where the names differ.
 _FIELD_FOR_USAGE_KEY: Final[Mapping[str, str]] = {"output_reasoning_tokens": "reasoning_tokens"}
@@ -67,8 +68,8 @@ class Cost:
 
     Nearly every price is a whole number of picodollars per unit, and so is every call's cost at it:
     such a cost is kept in those integers (`in_picodollars`) and its Decimals are made only when read,
-    since a call needs no more than floats of its parts for the span (`float_parts`) and the integer
-    total for budgets. Other costs are kept as the exact Decimals they were computed as (`in_usd`).
+    since a call needs no more than floats for the span (`float_total`, `float_parts`) and the integer
+    total for budgets (`spent_picodollars`). Other costs are kept as the exact Decimals they were computed as (`in_usd`).
     """
 
     __slots__ = ("_picodollars", "_usd", "inferred", "source", "version")
@@ -100,13 +101,7 @@ class Cost:
         inferred: bool = False,
     ) -> Cost:
         """`parts` by `_INPUT`, `_CACHE_READ`, `_CACHE_WRITE`, `_OUTPUT` (and `_FEES`, in the total only)."""
-        return cls(
-            (total, parts[_INPUT], parts[_CACHE_READ], parts[_CACHE_WRITE], parts[_OUTPUT]),
-            None,
-            source,
-            version,
-            inferred,
-        )
+        return cls(_breakdown(total, parts), None, source, version, inferred)
 
     @classmethod
     def in_usd(
@@ -118,13 +113,8 @@ class Cost:
         version: str,
         inferred: bool = False,
     ) -> Cost:
-        return cls(
-            None,
-            (total, parts[_INPUT], parts[_CACHE_READ], parts[_CACHE_WRITE], parts[_OUTPUT]),
-            source,
-            version,
-            inferred,
-        )
+        """`parts` as for `in_picodollars`."""
+        return cls(None, _breakdown(total, parts), source, version, inferred)
 
     @property
     def total(self) -> Decimal:
@@ -150,6 +140,16 @@ class Cost:
     def total_picodollars(self) -> int | None:
         """`total` in whole picodollars, when the prices are whole picodollars per unit."""
         return None if self._picodollars is None else self._picodollars[0]
+
+    def spent_picodollars(self) -> int:
+        """`total` in whole picodollars, rounded up: what budgets and spend limits count."""
+        whole = self._picodollars
+        return whole[0] if whole is not None else usd_to_picodollars(self.total)
+
+    def float_total(self) -> float:
+        """`total` as a float, correctly rounded from the exact amount, as `float_parts` are."""
+        whole = self._picodollars
+        return whole[0] / PICODOLLARS_PER_USD if whole is not None else float(self.total)
 
     def float_parts(self) -> tuple[float, float, float, float]:
         """`input`, `cache_read`, `cache_write` and `output` as floats, each correctly rounded from the
@@ -366,6 +366,13 @@ def _whole_cost(
         total += charge
         parts[part] += charge
     return Cost.in_picodollars(total, parts, source=source, version=version, inferred=inferred)
+
+
+def _breakdown(
+    total: _Amount, parts: Sequence[_Amount]
+) -> tuple[_Amount, _Amount, _Amount, _Amount, _Amount]:
+    """(total, input, cache_read, cache_write, output), as a `Cost` keeps them."""
+    return (total, parts[_INPUT], parts[_CACHE_READ], parts[_CACHE_WRITE], parts[_OUTPUT])
 
 
 def _usd(picodollars: int) -> Decimal:
