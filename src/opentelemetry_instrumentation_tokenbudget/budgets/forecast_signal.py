@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,10 +59,10 @@ _logger = logging.getLogger(__name__)
 
 MIN_ELAPSED: Final = 0.05
 """No projection before 5% of the window has elapsed."""
-_MAX_GROWTH: Final = 20
-"""1 / MIN_ELAPSED: a projection divides the spend by a share of the window (or of its previous
-shape) of at least MIN_ELAPSED, so it is at most this many times the spend; a spend of at most
-1/20 of the limit cannot be projected past it, and is not projected on settlement."""
+_MAX_GROWTH: Final = math.ceil(1 / MIN_ELAPSED)
+"""A projection divides the spend by a share of the window (or of its previous shape) of at least
+MIN_ELAPSED, so it is at most this many times the spend; a spend of at most 1/_MAX_GROWTH of the
+limit cannot be projected past it, and is not projected on settlement."""
 SHAPE_POINTS: Final = 48
 """A window's shape is kept as its cumulative spend at this many evenly spaced points."""
 MAX_SHAPES: Final = 10_000
