@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -184,41 +184,40 @@ def redis_round_trips(url: str, calls: int) -> dict[str, float]:
 
 
 def _round_trip_us(url: str, pings: int, client: openai.OpenAI) -> float:
-    """A loopback round trip's own time, as a call meets it: the median of `pings` PINGs, each timed
-    alone right after a bare call. (Timed back to back, a PING is tens of microseconds faster on a
-    VM: the waiting thread's core has not gone idle between them, as it does during a call's work.)"""
-    server = redis.Redis.from_url(url)
-    try:
-        server.ping()
-        times = []
-        for _ in range(pings):
-            _measure(1, client)
-            start = time.perf_counter()
-            server.ping()
-            times.append(time.perf_counter() - start)
-    finally:
-        server.close()
-    return round(statistics.median(times) * 1e6, 1)
+    """A loopback round trip's own time, as a call meets it: a PING through redis-py."""
+    with redis.Redis.from_url(url) as server:
+        return _median_us_after_calls(client, pings, server.ping)
 
 
 def _bare_socket_round_trip_us(url: str, pings: int, client: openai.OpenAI) -> float:
-    """The same PINGs written and read on a socket by hand: the loopback and the server, no client."""
+    """The same PING written and read on a socket by hand: the loopback and the server, no client."""
     options = redis.ConnectionPool.from_url(url).connection_kwargs
     with socket.create_connection((options["host"], options["port"])) as connection:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as redis-py sets it
-        times = []
-        for index in range(pings + 1):
-            _measure(1, client)
-            start = time.perf_counter()
+
+        def ping() -> None:
             connection.sendall(b"*1\r\n$4\r\nPING\r\n")
             reply = b""
             while not reply.endswith(b"\r\n"):
                 reply += connection.recv(64)
             if reply != b"+PONG\r\n":
                 raise SystemExit(f"redis answered PING with {reply!r}")
-            if index:  # the first one opens the server's side of the connection
-                times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1e6, 1)
+
+        return _median_us_after_calls(client, pings, ping)
+
+
+def _median_us_after_calls(client: openai.OpenAI, times: int, operation: Callable[[], object]) -> float:
+    """The median of `times` runs of `operation`, each timed alone right after a bare call. (Timed back
+    to back, a round trip is tens of microseconds faster on a VM: the waiting thread's core has not
+    gone idle between them, as it does during a call's work.)"""
+    operation()  # the first opens the connection, on both sides
+    seconds = []
+    for _ in range(times):
+        _measure(1, client)
+        start = time.perf_counter()
+        operation()
+        seconds.append(time.perf_counter() - start)
+    return round(statistics.median(seconds) * 1e6, 1)
 
 
 def _scripts_run(server: redis.Redis) -> int:
