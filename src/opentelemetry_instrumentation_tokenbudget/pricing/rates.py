@@ -69,7 +69,8 @@ class Cost:
     Nearly every price is a whole number of picodollars per unit, and so is every call's cost at it:
     such a cost is kept in those integers (`in_picodollars`) and its Decimals are made only when read,
     since a call needs no more than floats for the span (`float_total`, `float_parts`) and the integer
-    total for budgets (`spent_picodollars`). Other costs are kept as the exact Decimals they were computed as (`in_usd`).
+    total for budgets (`spent_picodollars`). Other costs are kept as the exact Decimals they were
+    computed as (`in_usd`).
     """
 
     __slots__ = ("_picodollars", "_usd", "inferred", "source", "version")
